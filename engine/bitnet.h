@@ -171,9 +171,60 @@ int bn_gguf_add_tensor_data(struct bn_gguf_writer *w, const char *name, enum bn_
 int bn_gguf_writer_write(struct bn_gguf_writer *w, const char *path, struct bn_err *err);
 
 /* ------------------------------------------------------------------------------
- * Models, contexts, evaluation — engine/model.c, engine/forward*.c
- * (filled in by the engine work; see docs/ARCHITECTURE.md)
+ * Packing plan — engine/pack.c
+ *
+ * Which layout each tensor of a model takes in memory for one kernel path.  The
+ * plain loader uses it to repack what the kernels want repacked (the rest is used in
+ * place from the mapped file); the daemon's resident store uses it to lay out a
+ * shared-memory segment and to fill it as file chunks arrive.
  * --------------------------------------------------------------------------- */
+struct bn_pack_entry {
+    char name[BN_GGUF_MAX_NAME]; /* tensor name, NUL-terminated */
+    int64_t tensor_index;        /* index in the GGUF tensor table */
+    enum bn_type src_type;       /* as stored in the file */
+    enum bn_type dst_type;       /* as the kernels want it (== src_type: copied as is) */
+    int64_t rows, cols;          /* rows = ne[1]*ne[2]*ne[3], cols = ne[0] */
+    uint64_t src_offset;         /* absolute offset in the file */
+    uint64_t src_bytes;
+    uint64_t dst_bytes;          /* bytes in dst_type */
+};
+struct bn_pack_plan {
+    struct bn_pack_entry *entries; /* n entries, GGUF tensor order; owned by the plan */
+    size_t n;
+    enum bn_path path;
+    uint32_t layout_id; /* changes whenever any packed layout of this build/path changes */
+};
+/* prefer_ternary: BN_TYPE_COUNT (fastest measured on this path), or BN_TYPE_I2_S /
+ * BN_TYPE_TL1 / BN_TYPE_TL2 to force a layout for every ternary matrix. */
+int bn_pack_plan_make(struct bn_pack_plan *plan, const struct bn_gguf *g, enum bn_path path,
+                      enum bn_type prefer_ternary, struct bn_err *err);
+void bn_pack_plan_free(struct bn_pack_plan *plan);
+/* Produce entry e's bytes in dst (e->dst_bytes) from src (e->src_bytes file bytes). */
+int bn_pack_tensor(const struct bn_pack_plan *plan, const struct bn_pack_entry *e,
+                   const void *src, void *dst, struct bn_err *err);
+
+/* ------------------------------------------------------------------------------
+ * Models — engine/model.c
+ * --------------------------------------------------------------------------- */
+struct bn_model_params {
+    int n_threads;               /* <= 0: one per core */
+    enum bn_path path;           /* BN_PATH_COUNT: bn_path_default() */
+    enum bn_type ternary_layout; /* BN_TYPE_COUNT: fastest; or I2_S / TL1 / TL2 */
+    bool no_act_quant;           /* reference mode: float activations into ternary matmuls */
+    bool reference;              /* run the scalar reference forward pass */
+};
+void bn_model_params_default(struct bn_model_params *p);
+
+/* Tensor data already laid out by a pack plan (e.g. in a shared-memory segment):
+ * data[i] holds plan->entries[i] in its dst_type.  Not owned by the model. */
+struct bn_model_source {
+    const struct bn_gguf *meta;        /* metadata + tensor infos (may be HEADER_ONLY) */
+    const struct bn_pack_plan *plan;   /* NULL: tensors from meta's region, packed as needed */
+    const void *const *data;           /* plan->n pointers, when plan != NULL */
+};
+
+/* More of the model / context / evaluation API below is filled in by the engine
+ * work; see docs/ARCHITECTURE.md. */
 
 #ifdef __cplusplus
 }
