@@ -23,6 +23,14 @@
 extern "C" {
 #endif
 
+/* Kernel paths, chosen at run time (see "CPU dispatch" below). */
+enum bn_path {
+    BN_PATH_SCALAR = 0,
+    BN_PATH_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    BN_PATH_AVX512 = 2, /* AVX-512 F/BW/VL/DQ + VNNI */
+    BN_PATH_COUNT
+};
+
 /* ------------------------------------------------------------------------------
  * Tensor formats.  Values below 64 are GGUF/ggml type ids (the value stored in a
  * GGUF tensor info); 64 and up are bitnetd's own in-memory layouts, which never
@@ -70,6 +78,17 @@ typedef void (*bn_row_to_float_fn)(const void *row, float *dst, int64_t n, float
  * written (= bn_tensor_bytes), 0 if the shape is not valid for the format. */
 typedef size_t (*bn_quantize_fn)(const float *src, void *dst, int64_t nrows, int64_t ncols);
 
+struct bn_matrix;
+/* Kernels (one per dispatch path; NULL falls back to the next lower path).
+ * Both compute rows [r0, r1) of y = W x for n_tokens tokens: y[t * w->rows + r].
+ * gemm_i8: ternary W times int8 activations xq [n_tokens][cols] with per-token
+ *   scales xs (q = x * xs); int32 accumulation; y = dot / xs * W.scale.
+ * gemm_f32: float activations x [n_tokens][cols]; scratch holds cols floats. */
+typedef void (*bn_gemm_i8_fn)(const struct bn_matrix *w, int64_t r0, int64_t r1,
+                              const int8_t *xq, const float *xs, int64_t n_tokens, float *y);
+typedef void (*bn_gemm_f32_fn)(const struct bn_matrix *w, int64_t r0, int64_t r1,
+                               const float *x, int64_t n_tokens, float *y, float *scratch);
+
 struct bn_type_traits {
     const char *name;      /* "I2_S", "TQ2_0", "F16" ... */
     int gguf_id;           /* id in GGUF files, -1 for in-memory layouts */
@@ -80,6 +99,9 @@ struct bn_type_traits {
     bool per_tensor_scale; /* one float scale per tensor, read by bn_tensor_scale */
     bn_row_to_float_fn row_to_float; /* NULL: size-only row (reader can list it, engine cannot use it) */
     bn_quantize_fn quantize;         /* NULL: no quantizer */
+    bn_gemm_i8_fn gemm_i8[BN_PATH_COUNT];        /* by enum bn_path: ternary x int8 activations */
+    bn_gemm_f32_fn gemm_f32[BN_PATH_COUNT];      /* by enum bn_path: float activations */
+    int64_t row_align;               /* rows per kernel tile (threads split on multiples) */
 };
 
 /* Row of the table for a type, or NULL for an unknown type. */
@@ -109,12 +131,6 @@ void bn_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);
  * BITNET_KERNEL=scalar|avx2|avx512 forces one (an unsupported forced path falls back
  * to the best supported one with a warning on stderr).
  * --------------------------------------------------------------------------- */
-enum bn_path {
-    BN_PATH_SCALAR = 0,
-    BN_PATH_AVX2 = 1,   /* AVX2 + FMA + F16C */
-    BN_PATH_AVX512 = 2, /* AVX-512 F/BW/VL/DQ + VNNI */
-    BN_PATH_COUNT
-};
 enum bn_path bn_path_default(void); /* honours BITNET_KERNEL; cached after first call */
 bool bn_path_supported(enum bn_path path);
 const char *bn_path_name(enum bn_path path); /* "scalar", "avx2", "avx512" */
