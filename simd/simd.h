@@ -184,6 +184,10 @@ bool bn_matrix_init(struct bn_matrix *m, enum bn_type src_type, const void *src,
 void bn_matrix_view(struct bn_matrix *m, enum bn_type type, const void *data,
                     int64_t rows, int64_t cols, enum bn_path path);
 
+/* Bump whenever any repacked layout produced by bn_matrix_init changes: resident
+ * copies made by an older build are then recognised as stale. */
+#define BN_SIMD_LAYOUT_VERSION 1
+
 /* Flags of bn_matmul. */
 enum {
     /* Reference mode: no activation quantization for ternary W; the ternary weights
