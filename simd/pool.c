@@ -93,13 +93,15 @@ struct bn_pool *bn_pool_create(int n_threads)
     }
     for (int i = 1; i < n_threads; i++) {
         struct worker_arg *wa = malloc(sizeof *wa);
+        if (wa) {
+            wa->pool = pool;
+            wa->ith = i;
+        }
         if (!wa || pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
             free(wa);
             pool->n_threads = i; /* run with the threads we got */
             break;
         }
-        wa->pool = pool;
-        wa->ith = i;
     }
     return pool;
 }
