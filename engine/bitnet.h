@@ -414,7 +414,7 @@ const float *bn_ctx_logits(const struct bn_ctx *c, int64_t i);
 
 /* ------------------------------------------------------------------------------
  * Tokenizer / sampler / chat — engine/vocab.c, vocab_gguf.c, tokenizer.c,
- * tokenizer_decode.c, utf8.c, sampler.c, chat.c, chat_stop.c
+ * tokenizer_decode.c, tokenizer_buf.c, utf8.c, sampler.c, chat.c, chat_stop.c
  *
  * Byte-level BPE over a GGUF `gpt2` vocabulary with the Llama-3 pre-tokenizer
  * (REFERENCE §6).  A vocabulary is immutable once built: any number of threads may
