@@ -59,15 +59,3 @@ uint16_t bn_f32_to_f16(float f)
         half++;
     return (uint16_t)(sign | half);
 }
-
-void bn_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = bn_f16_to_f32(src[i]);
-}
-
-void bn_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = bn_f32_to_f16(src[i]);
-}

@@ -62,7 +62,9 @@ enum bn_type {
     BN_TYPE_I8_ACT = 64, /* int8 per-token activations (+ float scale per token) */
     BN_TYPE_TL1 = 65,    /* table lookup, 2 weights per 4-bit index (REFERENCE §5) */
     BN_TYPE_TL2 = 66,    /* table lookup, 3 weights per 5-bit index */
-    /* 67..79: repacked layouts private to a kernel path (see simd/traits.c) */
+    /* 67..79: repacked layouts private to a kernel path (see simd/internal.h) */
+    BN_TYPE_I2_R16 = 67, /* ternary codes in 16-row panels for the vpdpbusd kernels */
+    BN_TYPE_TQ_R16 = 68, /* the same with one f32 scale per row per 256 columns */
     BN_TYPE_COUNT = 80
 };
 
@@ -83,11 +85,32 @@ struct bn_matrix;
  * Both compute rows [r0, r1) of y = W x for n_tokens tokens: y[t * w->rows + r].
  * gemm_i8: ternary W times int8 activations xq [n_tokens][cols] with per-token
  *   scales xs (q = x * xs); int32 accumulation; y = dot / xs * W.scale.
- * gemm_f32: float activations x [n_tokens][cols]; scratch holds cols floats. */
+ * gemm_f32: float activations x [n_tokens][cols]; scratch holds 4 * cols floats
+ *   plus traits f32_scratch_bytes (bn_matmul gives each thread its own). */
 typedef void (*bn_gemm_i8_fn)(const struct bn_matrix *w, int64_t r0, int64_t r1,
                               const int8_t *xq, const float *xs, int64_t n_tokens, float *y);
 typedef void (*bn_gemm_f32_fn)(const struct bn_matrix *w, int64_t r0, int64_t r1,
                                const float *x, int64_t n_tokens, float *y, float *scratch);
+
+/* Ternary formats: int8 codes (-1, 0, +1) of row r of a tensor [rows][cols] at data,
+ * and the scale of each 256-column block of the row (ceil(cols/256) floats; formats
+ * with one scale per tensor repeat it).  codes_put writes rows [r0, r0+n) (r0 a
+ * multiple of 16, n <= 16) from codes [n][cols] and bscale [n][ceil(cols/256)];
+ * per-tensor-scale formats take bscale[0] and write their tail.
+ * These are what load-time conversion between ternary layouts goes through. */
+typedef void (*bn_codes_get_fn)(const void *data, int64_t rows, int64_t cols, int64_t r,
+                                int8_t *codes, float *bscale);
+typedef void (*bn_codes_put_fn)(void *data, int64_t rows, int64_t cols, int64_t r0, int64_t n,
+                                const int8_t *codes, const float *bscale);
+/* int8 activations quantized once per bn_matmul and prepared for a layout's kernels
+ * (opaque outside simd/).  gemm_act computes rows [r0, r1) like gemm_i8. */
+struct bn_act_i8;
+typedef void (*bn_gemm_act_fn)(const struct bn_matrix *w, int64_t r0, int64_t r1,
+                               const struct bn_act_i8 *act, float *y);
+/* Layout-specific activation preparation: bytes needed for n_tokens x cols, and
+ * filling tokens [t0, t1) of it (threads may fill disjoint token ranges). */
+typedef size_t (*bn_act_prep_bytes_fn)(int64_t n_tokens, int64_t cols);
+typedef void (*bn_act_prep_fn)(const struct bn_act_i8 *act, void *buf, int64_t t0, int64_t t1);
 
 struct bn_type_traits {
     const char *name;      /* "I2_S", "TQ2_0", "F16" ... */
@@ -102,6 +125,17 @@ struct bn_type_traits {
     bn_gemm_i8_fn gemm_i8[BN_PATH_COUNT];        /* by enum bn_path: ternary x int8 activations */
     bn_gemm_f32_fn gemm_f32[BN_PATH_COUNT];      /* by enum bn_path: float activations */
     int64_t row_align;               /* rows per kernel tile (threads split on multiples) */
+    bn_codes_get_fn codes_get;       /* ternary formats: read codes (NULL otherwise) */
+    bn_codes_put_fn codes_put;       /* ternary formats: write codes */
+    bn_gemm_act_fn gemm_act[BN_PATH_COUNT]; /* by path: preferred over gemm_i8 by bn_matmul */
+    bn_act_prep_bytes_fn act_prep_bytes;    /* NULL: gemm_act needs no preparation */
+    bn_act_prep_fn act_prep;
+    /* Bytes of gemm_f32 scratch per thread beyond 4 * cols floats (e.g. the int8
+     * activations of the 8-bit head kernels), for n_tokens x cols; NULL: none. */
+    bn_act_prep_bytes_fn f32_scratch_bytes;
+    /* Layouts whose row size is not cols / block_elems * block_bytes (TL2: 10 bytes
+     * per 48 columns, 4 per 16 left over): bytes per row, 0 if cols is not valid. */
+    size_t (*row_bytes_fn)(int64_t cols);
 };
 
 /* Row of the table for a type, or NULL for an unknown type. */
@@ -119,6 +153,11 @@ size_t bn_row_bytes(enum bn_type type, int64_t cols);
 bool bn_tensor_bytes(enum bn_type type, int64_t nrows, int64_t cols, uint64_t *out);
 /* The per-tensor scale of formats that have one (read from the tail); 1.0f otherwise. */
 float bn_tensor_scale(enum bn_type type, const void *data, int64_t nrows, int64_t cols);
+
+/* Dequantize a whole tensor [nrows][cols] of any format with a row decoder or, for
+ * the interleaved ternary layouts, codes access: dst[r * cols + c] = value.  false
+ * when the type cannot be decoded or the shape is invalid for it. */
+bool bn_tensor_to_float(enum bn_type type, const void *data, int64_t nrows, int64_t cols, float *dst);
 
 /* IEEE half <-> float (round to nearest even). */
 float bn_f16_to_f32(uint16_t h);
@@ -148,6 +187,13 @@ struct bn_pool *bn_pool_create(int n_threads); /* <= 0: one thread per online co
 void bn_pool_destroy(struct bn_pool *pool);
 int bn_pool_threads(const struct bn_pool *pool);
 void bn_pool_run(struct bn_pool *pool, bn_task_fn fn, void *arg);
+/* Chunks of work: fn(arg, chunk, thread) runs once for each chunk in [0, n_chunks),
+ * on whichever threads get to run (thread: 0 for the caller, < bn_pool_threads,
+ * e.g. to index per-thread scratch); returns when all are done.  The caller never
+ * waits for a worker that has not started, so an oversubscribed machine costs no
+ * time slices.  Results must not depend on which thread runs a chunk. */
+typedef void (*bn_chunk_fn)(void *arg, int64_t chunk, int thread);
+void bn_pool_run_chunks(struct bn_pool *pool, bn_chunk_fn fn, void *arg, int64_t n_chunks);
 /* Split [0, n) in nth contiguous ranges aligned to `align`; range ith -> [*lo, *hi). */
 void bn_split_range(int64_t n, int64_t align, int ith, int nth, int64_t *lo, int64_t *hi);
 
@@ -167,9 +213,20 @@ struct bn_matrix {
 /* The layout the kernels of `path` want for a tensor stored as src_type, and its
  * size.  Returns src_type itself (and the tensor's own size) when the kernels use
  * the stored bytes in place.  `prefer` may name TL1/TL2 to ask for table lookup;
- * pass BN_TYPE_COUNT for "fastest on this path". */
+ * pass BN_TYPE_COUNT for "fastest on this path" (BN_TYPE_I2_S: the I2 kernels).
+ * For an F16/BF16/F32 matrix, prefer = BN_TYPE_Q8_0 asks for the optional load-time
+ * requantization to 8 bits (e.g. the tied LM head: 656 MB F16 -> 349 MB Q8_0; off
+ * unless asked).  The choice per source type and path is documented in
+ * simd/layout.c. */
 enum bn_type bn_matrix_layout(enum bn_type src_type, int64_t rows, int64_t cols,
                               enum bn_path path, enum bn_type prefer, uint64_t *bytes);
+
+/* bn_matrix_layout, refined by looking at the data: a TQ1_0/TQ2_0 tensor whose
+ * block scales are all equal takes the per-tensor-scale layout (I2_R16: 6% fewer
+ * bytes than TQ_R16, identical results).  For loaders that have the bytes. */
+enum bn_type bn_matrix_layout_for_data(enum bn_type src_type, const void *src, int64_t rows,
+                                       int64_t cols, enum bn_path path, enum bn_type prefer,
+                                       uint64_t *bytes);
 
 /* Make `m` describe the tensor `src` (stored as src_type) in layout dst_type.
  * If dst_type == src_type, m points at src (no copy, buf unused); otherwise the
@@ -184,9 +241,17 @@ bool bn_matrix_init(struct bn_matrix *m, enum bn_type src_type, const void *src,
 void bn_matrix_view(struct bn_matrix *m, enum bn_type type, const void *data,
                     int64_t rows, int64_t cols, enum bn_path path);
 
+/* Memory for weights the kernels stream (e.g. bn_matrix_init's buf): zeroed,
+ * page-aligned, on transparent huge pages where the OS allows — decode reads every
+ * weight once per token, and with 4 KB pages the TLB misses cost 15-25% of the
+ * streaming rate (measured on Zen 4).  NULL on failure; the caller frees with
+ * bn_weights_free(p, bytes). */
+void *bn_weights_alloc(size_t bytes);
+void bn_weights_free(void *p, size_t bytes);
+
 /* Bump whenever any repacked layout produced by bn_matrix_init changes: resident
  * copies made by an older build are then recognised as stale. */
-#define BN_SIMD_LAYOUT_VERSION 1
+#define BN_SIMD_LAYOUT_VERSION 2 /* 2: I2_R16, TQ_R16, TL1, TL2 */
 
 /* Flags of bn_matmul. */
 enum {
@@ -204,6 +269,14 @@ enum {
  * NULL (runs on the caller).  Scratch memory is owned by the pool. */
 void bn_matmul(struct bn_pool *pool, const struct bn_matrix *w, const float *x,
                int64_t n_tokens, float *y, unsigned flags);
+
+/* Several matrices applied to the same input (q, k, v; gate, up): y[k] = w[k] x,
+ * each exactly as bn_matmul computes it, with one activation quantization and one
+ * thread dispatch when the matrices share layout, path and cols (n <=
+ * BN_MATMUL_MAX_MATS); otherwise one bn_matmul each. */
+#define BN_MATMUL_MAX_MATS 4
+void bn_matmul_n(struct bn_pool *pool, int n, const struct bn_matrix *const *w, const float *x,
+                 int64_t n_tokens, float *const *y, unsigned flags);
 
 /* Per-token int8 absmax activation quantization (REFERENCE §3).  Writes n int8
  * values and returns the scale s (q = x * s). */
