@@ -4,6 +4,7 @@
  *   bench-gemv [--json] [--threads 1,2] [--tokens 1,128] [--kernel avx512|avx2|scalar|all]
  *              [--shapes q,kv,up,down,head] [--min-time SEC] [--quick]
  *              [--baseline FILE] [--save-baseline FILE]
+ *   bench-gemv --accuracy [ROWS]   (logits error of the F16 / Q8_0 / Q6_K head kernels)
  *
  * One token (decode) streams each weight from memory: the matrix is replicated to
  * BENCH_STREAM_BYTES and the copies are used in turn, so no call finds its weights
@@ -97,7 +98,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench-gemv [--json] [--threads 1,2] [--tokens 1,128] [--kernel avx512|avx2|scalar|all]\n"
             "                  [--shapes q,kv,up,down,head] [--min-time SEC] [--quick]\n"
-            "                  [--baseline FILE] [--save-baseline FILE]\n");
+            "                  [--baseline FILE] [--save-baseline FILE]\n"
+            "       bench-gemv --accuracy [ROWS]\n");
 }
 
 static bool parse_args(int argc, char **argv, struct opts *o)
@@ -275,8 +277,153 @@ static void bench_layout(struct run_ctx *c, const struct shape *sh, enum bn_path
     free(first);
 }
 
+/* ---- --accuracy: logits of the head formats against float64 math on F16 weights ---- */
+
+#define ACC_VECTORS 6
+#define ACC_TOPK 10
+
+static double gauss(void)
+{
+    double u = ((rng() >> 11) + 0.5) * (1.0 / 9007199254740992.0), v = ((rng() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static int64_t argmax(const float *y, int64_t n)
+{
+    int64_t b = 0;
+    for (int64_t i = 1; i < n; i++)
+        b = y[i] > y[b] ? i : b;
+    return b;
+}
+
+/* |top-k(a) & top-k(b)| */
+static int topk_overlap(const float *a, const double *b, int64_t n)
+{
+    int64_t ia[ACC_TOPK], ib[ACC_TOPK];
+    for (int k = 0; k < ACC_TOPK; k++) {
+        int64_t ba = -1, bb = -1;
+        for (int64_t i = 0; i < n; i++) {
+            bool ua = false, ub = false;
+            for (int j = 0; j < k; j++) {
+                ua |= ia[j] == i;
+                ub |= ib[j] == i;
+            }
+            if (!ua && (ba < 0 || a[i] > a[ba]))
+                ba = i;
+            if (!ub && (bb < 0 || b[i] > b[bb]))
+                bb = i;
+        }
+        ia[k] = ba;
+        ib[k] = bb;
+    }
+    int o = 0;
+    for (int i = 0; i < ACC_TOPK; i++)
+        for (int j = 0; j < ACC_TOPK; j++)
+            o += ia[i] == ib[j];
+    return o;
+}
+
+static int accuracy(int64_t rows)
+{
+    const int64_t cols = 2560;
+    enum bn_path path = bn_path_default();
+    size_t n = (size_t)(rows * cols);
+    uint16_t *h = malloc(n * 2);
+    float *wf = malloc(n * sizeof(float)), *x = malloc((size_t)cols * sizeof(float));
+    double *ref = malloc((size_t)rows * sizeof(double));
+    float *y = malloc((size_t)rows * sizeof(float));
+    if (!h || !wf || !x || !ref || !y) {
+        fprintf(stderr, "bench-gemv: out of memory for the accuracy check\n");
+        return 1;
+    }
+    /* embedding-like rows: normal values, row norms varying by ~2x */
+    for (int64_t r = 0; r < rows; r++) {
+        double rs = 0.02 * (0.7 + 0.6 * (double)(rng() % 1000) / 1000.0);
+        for (int64_t c = 0; c < cols; c++)
+            wf[r * cols + c] = (float)(gauss() * rs);
+    }
+    bn_f32_to_f16_row(wf, h, (int64_t)n);
+    bn_f16_to_f32_row(h, wf, (int64_t)n); /* the F16 values are the truth */
+    uint64_t b8, b6;
+    bn_tensor_bytes(BN_TYPE_Q8_0, rows, cols, &b8);
+    bn_tensor_bytes(BN_TYPE_Q6_K, rows, cols, &b6);
+    void *q8 = malloc(b8), *q6 = malloc(b6);
+    struct bn_matrix m16, m8, m6, m8s, m6s;
+    bn_matrix_view(&m16, BN_TYPE_F16, h, rows, cols, path);
+    if (!q8 || !q6 || !bn_matrix_init(&m8, BN_TYPE_F16, h, rows, cols, BN_TYPE_Q8_0, q8, path, NULL, 0)) {
+        fprintf(stderr, "bench-gemv: cannot build the 8-bit head\n");
+        return 1;
+    }
+    bn_type_traits(BN_TYPE_Q6_K)->quantize(wf, q6, rows, cols);
+    bn_matrix_view(&m6, BN_TYPE_Q6_K, q6, rows, cols, path);
+    bn_matrix_view(&m8s, BN_TYPE_Q8_0, q8, rows, cols, BN_PATH_SCALAR);
+    bn_matrix_view(&m6s, BN_TYPE_Q6_K, q6, rows, cols, BN_PATH_SCALAR);
+    struct {
+        const char *what;
+        struct bn_matrix *m;
+        double err2, ref2, maxerr;
+        int top1, topk;
+    } cases[] = {
+        {"F16 head, float activations (" "kernel)", &m16, 0, 0, 0, 0, 0},
+        {"Q8_0 (F16 requantized), int8 activations (kernel)", &m8, 0, 0, 0, 0, 0},
+        {"Q8_0 (F16 requantized), float activations (scalar)", &m8s, 0, 0, 0, 0, 0},
+        {"Q6_K (from the F16 values), int8 activations (kernel)", &m6, 0, 0, 0, 0, 0},
+        {"Q6_K (from the F16 values), float activations (scalar)", &m6s, 0, 0, 0, 0, 0},
+    };
+    const int nc = (int)(sizeof cases / sizeof cases[0]);
+    double spread = 0;
+    for (int v = 0; v < ACC_VECTORS; v++) {
+        for (int64_t c = 0; c < cols; c++)
+            x[c] = (float)gauss();
+        double mean = 0, var = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            double s = 0;
+            for (int64_t c = 0; c < cols; c++)
+                s += (double)wf[r * cols + c] * x[c];
+            ref[r] = s;
+            mean += s;
+        }
+        mean /= (double)rows;
+        for (int64_t r = 0; r < rows; r++)
+            var += (ref[r] - mean) * (ref[r] - mean);
+        spread += sqrt(var / (double)rows);
+        int64_t best = 0;
+        for (int64_t r = 1; r < rows; r++)
+            best = ref[r] > ref[best] ? r : best;
+        for (int k = 0; k < nc; k++) {
+            bn_matmul(NULL, cases[k].m, x, 1, y, 0);
+            for (int64_t r = 0; r < rows; r++) {
+                double e = y[r] - ref[r];
+                cases[k].err2 += e * e;
+                cases[k].ref2 += ref[r] * ref[r];
+                cases[k].maxerr = fabs(e) > cases[k].maxerr ? fabs(e) : cases[k].maxerr;
+            }
+            cases[k].top1 += argmax(y, rows) == best;
+            cases[k].topk += topk_overlap(y, ref, rows);
+        }
+    }
+    printf("logits of a %lld x %lld head (random normal weights, F16), %d random inputs,\n"
+           "against float64 math on the F16 weights; logit std %.4f\n",
+           (long long)rows, (long long)cols, ACC_VECTORS, spread / ACC_VECTORS);
+    printf("%-56s %12s %14s %7s %9s\n", "head, activations", "rel RMS err", "max err / std", "top-1", "top-10");
+    for (int k = 0; k < nc; k++)
+        printf("%-56s %12.2e %14.4f %4d/%d %6.1f/10\n", cases[k].what, sqrt(cases[k].err2 / cases[k].ref2),
+               cases[k].maxerr / (spread / ACC_VECTORS), cases[k].top1, ACC_VECTORS,
+               (double)cases[k].topk / ACC_VECTORS);
+    free(h);
+    free(wf);
+    free(x);
+    free(ref);
+    free(y);
+    free(q8);
+    free(q6);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "--accuracy"))
+        return accuracy(argc >= 3 ? atoll(argv[2]) : 32768);
     struct opts o;
     if (!parse_args(argc, argv, &o))
         return 2;

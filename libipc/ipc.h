@@ -673,18 +673,36 @@ struct bn_seg {
     char name[BN_SEG_OBJ_NAME_MAX]; /* object name in its store; "" for a bare fd */
 };
 
-/* Flags of bn_seg_create. */
+/* Flags of bn_seg_create and bn_seg_reserve. */
 enum {
-    BN_SEG_HUGEPAGE = 1u << 0, /* madvise(MADV_HUGEPAGE) before the pages are allocated */
-    BN_SEG_POPULATE = 1u << 1, /* map every page now (the caller is about to write all) */
+    BN_SEG_HUGEPAGE = 1u << 0,   /* madvise(MADV_HUGEPAGE) before the pages are allocated */
+    BN_SEG_POPULATE = 1u << 1,   /* map every page now (the caller is about to write all) */
+    BN_SEG_NO_RESERVE = 1u << 2, /* create and map only: the caller reserves the pages
+                                  * with bn_seg_reserve (e.g. on another thread while the
+                                  * kernel starts filling the segment) */
 };
 /* Create object `name` exclusively (mode 0600), reserve `size` bytes with
- * posix_fallocate (so a full /dev/shm fails here, not with SIGBUS later), map it
- * read-write and take an exclusive lock.  On failure nothing is left behind (the
+ * posix_fallocate (so a full /dev/shm fails here, not with SIGBUS later; unless
+ * BN_SEG_NO_RESERVE), map it read-write and take an exclusive lock.  On failure nothing is left behind (the
  * object is unlinked if it was made) and errno tells why: EEXIST (an object of that
  * name exists: see bn_seg_open), ENOSPC (no room), others.  Returns 0 or -1. */
 int bn_seg_create(const struct bn_seg_store *st, const char *name, uint64_t size,
                   unsigned flags, struct bn_seg *out, char *err, size_t err_len);
+/* Reserve (posix_fallocate) and, with BN_SEG_POPULATE, fault in bytes [off, off+len)
+ * of a segment made with BN_SEG_NO_RESERVE.  Until a page is reserved, a store to it
+ * from user space may raise SIGBUS on a full tmpfs (kernel writes such as read(2)
+ * into it fail with EFAULT instead): write only reserved ranges, or fault a range in
+ * first with bn_seg_prefault.  ENOSPC gets the same message as bn_seg_create; the
+ * caller removes the object.  Returns 0 or -1 (errno set). */
+int bn_seg_reserve(const struct bn_seg *s, uint64_t off, uint64_t len, unsigned flags,
+                   char *err, size_t err_len);
+/* Allocate and map the pages under [p, p+len) of a segment's mapping for writing,
+ * so that a full tmpfs shows as ENOSPC here instead of SIGBUS on the first store.
+ * Cheap on pages already there.  Returns 0 or -1 (errno ENOSPC or other). */
+int bn_seg_prefault(const struct bn_seg *s, void *p, uint64_t len, char *err, size_t err_len);
+/* Bytes an unprivileged user may still allocate in the store's filesystem. */
+int bn_seg_store_free_bytes(const struct bn_seg_store *st, uint64_t *out, char *err,
+                            size_t err_len);
 /* Open and map an existing object read-write.  Refuses (errno EPERM) an object that
  * is not a regular file owned by this user with mode 0600 -- such an object is never
  * written or unlinked.  Does not validate the contents (bn_seg_check) and takes no
