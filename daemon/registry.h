@@ -32,7 +32,9 @@ enum load_method {
 };
 enum load_direct {
     LOAD_DIRECT_AUTO = 0, /* O_DIRECT when less than LOAD_CACHED_FOR_BUFFERED of the
-                           * file is in the page cache (cold), buffered otherwise */
+                           * file is in the page cache (cold: it also keeps the model
+                           * from sitting in RAM twice, page cache + segment), buffered
+                           * otherwise (warm: copying from the cache beats the disk) */
     LOAD_DIRECT_ON = 1,   /* O_DIRECT whenever the filesystem allows it */
     LOAD_DIRECT_OFF = 2,  /* always through the page cache */
 };

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 _Static_assert(sizeof(struct bn_seg_header) <= BN_SEG_HEADER_BYTES,
                "struct bn_seg_header must fit in BN_SEG_HEADER_BYTES");
