@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Build bitnetd and run the main job once:
-#   - build (installing the Debian build dependencies if needed),
-#   - use MODEL=/path/to/ggml-model-i2_s.gguf, or make a small model with bitnet-mkmodel,
-#   - stream a completion of PROMPT (default below) through the engine.
-# Environment: MODEL, PROMPT, N (tokens to generate, default 64), THREADS.
+# The main job, end to end, with one command:
+#   build (installing the Debian build dependencies if needed) ->
+#   MODEL=/path/to/ggml-model-i2_s.gguf, or a small model made by bitnet-mkmodel ->
+#   bitnetd on a private socket -> bitnetctl run streams a completion -> daemon stopped.
+# Environment: MODEL, PROMPT, N (tokens to generate, default 64), THREADS, CHAT=1 (apply
+# the model's chat format; the default is a raw completion).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 "$src/contrib/install-deps.sh"
@@ -25,5 +26,24 @@ if [ -z "$model" ]; then
     [ -f "$model" ] || ./contrib/bitnet-mkmodel --preset small "${vocab[@]}" --seed 1 --out "$model"
     echo "quickstart: no MODEL given; using the generated model $model (random weights: the text is noise)" >&2
 fi
-./bench/bitnet-generate -m "$model" -p "$prompt" -n "${N:-64}" ${THREADS:+--threads "$THREADS"}
+[ -f "$model" ] || { echo "quickstart: MODEL=$model: no such file" >&2; exit 1; }
+
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/bitnetd-quickstart.XXXXXX")
+sock="$run_dir/bitnetd.sock"
+ctl=(./client/bitnetctl --socket "$sock")
+./daemon/bitnetd --socket "$sock" --instance "quickstart$$" --model "quickstart=$model" \
+    ${THREADS:+--threads "$THREADS"} --log-level warn &
+daemon=$!
+cleanup() {
+    "${ctl[@]}" unload quickstart >/dev/null 2>&1 || true # frees its shared memory
+    "${ctl[@]}" stop >/dev/null 2>&1 || kill "$daemon" 2>/dev/null || true
+    wait "$daemon" 2>/dev/null || true
+    rm -rf "$run_dir"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+"${ctl[@]}" load quickstart
+raw=(--raw)
+[ "${CHAT:-0}" = 1 ] && raw=()
+"${ctl[@]}" run quickstart "$prompt" "${raw[@]}" -n "${N:-64}" --temperature 0
 echo
