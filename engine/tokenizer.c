@@ -250,7 +250,9 @@ int bn_tokenize(const struct bn_vocab *v, const char *text, size_t len, bool add
         bn_errf(err, "%s: tokenize: out of memory", v->label);
         goto done;
     }
-    const uint8_t *s = (const uint8_t *)text;
+    /* (NULL, 0) is a valid empty text (e.g. an empty bn_bytes); "" keeps the pointer
+     * arithmetic below defined (NULL + 0 is undefined behaviour in C). */
+    const uint8_t *s = (const uint8_t *)(text ? text : "");
     size_t seg = 0; /* start of the text not yet tokenized */
     bool any_special = v->special_first[256] > 0;
     for (size_t i = 0; any_special && i < len;) {

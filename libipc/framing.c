@@ -8,7 +8,11 @@
 
 #include "ipc.h"
 
-#define FRAMER_INIT_BUFFER (64u << 10) /* bytes; grows to the largest message seen */
+#define FRAMER_INIT_BUFFER (64u << 10) /* bytes; grows to the largest message pending */
+#define FRAMER_SHRINK_ABOVE (1u << 20) /* bytes: a buffer this large goes back to
+                                        * FRAMER_INIT_BUFFER once no message is pending,
+                                        * so an idle connection that once sent a 16 MiB
+                                        * request does not keep 16 MiB */
 
 void bn_rpc_framer_limits_default(struct bn_rpc_framer_limits *lim)
 {
@@ -62,9 +66,26 @@ static void release(struct bn_rpc_framer *f)
     f->holding = false;
 }
 
+/* msgpack-c's buffer only ever grows; start a fresh unpacker when nothing is pending
+ * in a large one.  (The unpacker cannot be copied: its parser points into it.) */
+static int shrink(struct bn_rpc_framer *f)
+{
+    if (f->up.used + f->up.free <= FRAMER_SHRINK_ABOVE || f->scanned || bn_rpc_framer_pending(f))
+        return 0;
+    msgpack_unpacker_destroy(&f->up);
+    if (!msgpack_unpacker_init(&f->up, FRAMER_INIT_BUFFER)) {
+        memset(&f->up, 0, sizeof f->up);
+        bn_rpc_errf(&f->failed, BN_RPC_E_INTERNAL, "out of memory for a message buffer");
+        return -1;
+    }
+    return 0;
+}
+
 char *bn_rpc_framer_buffer(struct bn_rpc_framer *f, size_t want, size_t *cap)
 {
     release(f);
+    if (!f->up.buffer || shrink(f) < 0)
+        return NULL;
     if (want == 0)
         want = 1;
     if (!msgpack_unpacker_reserve_buffer(&f->up, want))
@@ -221,6 +242,7 @@ static int scan(struct bn_rpc_framer *f, struct bn_rpc_error *err)
             default: break; /* scalars: the header is the whole value */
             }
         }
+        bool top = f->scanned == 0; /* this header starts the message itself */
         f->scanned += 1 + (size_t)extra;
         /* Every value takes at least one byte, so a declared size past the cap is
          * known to be too large before its bytes arrive. */
@@ -229,7 +251,10 @@ static int scan(struct bn_rpc_framer *f, struct bn_rpc_error *err)
                         "message too large: it declares at least %llu bytes, over the limit of %llu",
                         (unsigned long long)(f->scanned + payload + children),
                         (unsigned long long)cap);
-        f->values += 1 + (container ? children : 0);
+        /* Each value counts once: the message's own at its first byte, every other one
+         * when the container holding it declares it (so a too-long array is refused at
+         * its header, before its elements arrive). */
+        f->values += (top ? 1u : 0u) + (container ? children : 0);
         if (f->values > f->lim.max_elements)
             return fail(f, err, BN_RPC_E_MESSAGE_TOO_LARGE,
                         "message too large: more than %llu values (at least %llu)",
