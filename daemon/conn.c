@@ -12,7 +12,11 @@
 
 #include "daemon.h"
 
-#define READ_CHUNK 65536 /* bytes asked of the framer per read */
+#define READ_MIN 4096 /* bytes of room asked of the framer per read; a read takes all the
+                       * room its buffer has (64 KiB at first).  Asking for a full 64 KiB
+                       * would make msgpack-c double every new connection's buffer to
+                       * 128 KiB (an mmap, half of it copied: ~67 KB resident per idle
+                       * connection) */
 
 struct write_req {
     uv_write_t w;
@@ -23,12 +27,13 @@ struct write_req {
 
 static void conn_process(struct conn *c);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void set_congested(struct conn *c, bool on);
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
     size_t cap = 0;
-    char *p = bn_rpc_framer_buffer(&c->framer, READ_CHUNK, &cap);
+    char *p = bn_rpc_framer_buffer(&c->framer, READ_MIN, &cap);
     buf->base = p;
     buf->len = p ? cap : 0; /* 0: libuv reports UV_ENOBUFS to on_read */
 }
@@ -67,6 +72,12 @@ static void conn_process(struct conn *c)
 {
     c->refs++; /* a handler may close the connection */
     while (c->reading && !c->closing && !c->close_after_flush) {
+        /* Answers are piling up unread (one read can hold thousands of small requests
+         * with large answers, e.g. metrics): take no more requests until they drain. */
+        if (c->out.size + c->write_queued >= DAEMON_WRITE_HIGH_WATER) {
+            set_congested(c, true);
+            break;
+        }
         msgpack_object o;
         struct bn_rpc_error e;
         int r = bn_rpc_framer_next(&c->framer, &o, &e);
@@ -125,6 +136,8 @@ void conn_close(struct conn *c)
     if (c->closing)
         return;
     struct daemon *d = c->d;
+    /* Engine steps done before the cancel flags below are set (for the log). */
+    unsigned long long step = (unsigned long long)atomic_load(&d->metrics.steps);
     c->closing = true;
     c->reading = false;
     bool any = false;
@@ -145,8 +158,8 @@ void conn_close(struct conn *c)
     c->prev = c->next = NULL;
     d->n_conns--;
     atomic_store(&d->metrics.connections, (int64_t)d->n_conns);
-    bn_log(BN_LOG_DEBUG, "connection %llu closed (%u request%s in flight cancelled)", (unsigned long long)c->id,
-           c->n_reqs, c->n_reqs == 1 ? "" : "s");
+    bn_log(BN_LOG_DEBUG, "connection %llu closed (%u request%s in flight cancelled; engine step %llu)",
+           (unsigned long long)c->id, c->n_reqs, c->n_reqs == 1 ? "" : "s", step);
     uv_close((uv_handle_t *)&c->pipe, on_closed);
     if (d->stopped && d->n_conns == 0)
         daemon_close_loop_handles(d);
@@ -305,6 +318,8 @@ static void conn_flush(struct conn *c)
     }
     if (c->close_after_flush && c->write_queued == 0 && c->out.size == 0)
         conn_close(c);
+    else if (c->congested && !c->closing && c->write_queued < DAEMON_WRITE_LOW_WATER)
+        set_congested(c, false); /* paused by conn_process, and the socket took it all */
 }
 
 void conn_flush_all(struct daemon *d)

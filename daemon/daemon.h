@@ -66,6 +66,13 @@ extern "C" {
 #define DAEMON_SOCKET_BACKLOG 128
 #define DAEMON_CONN_INFLIGHT_MAX 64        /* requests one connection may have open;
                                             * past it: busy error (not a config key) */
+#define DAEMON_JOBS_MAX 256                /* tokenize/detokenize/show requests on the
+                                            * worker pool, all connections together:
+                                            * each holds up to a message of input and its
+                                            * answer; past it: busy (not a config key) */
+#define DAEMON_FD_RESERVE 64               /* file descriptors kept beyond max_connections
+                                            * (listener, model files, io_uring, metrics):
+                                            * RLIMIT_NOFILE is raised to cover both */
 #define DAEMON_WRITE_HIGH_WATER (4u << 20) /* bytes queued to a slow reader: stop reading
                                             * its requests and pause its streams */
 #define DAEMON_WRITE_LOW_WATER (1u << 20)  /* ... resume below this */
@@ -328,6 +335,8 @@ struct req {
     struct daemon *d;
     uint32_t msgid;
     enum bn_rpc_method method;
+    uint64_t conn_id;                  /* its connection's id, for logs (0: internal) */
+    uid_t uid;                         /* the peer's uid: chat sessions are per uid */
     struct dmodel *model;              /* holds a model reference (NULL: none) */
     _Atomic int cancel;                /* 0, or the error code that ends it:
                                         * BN_RPC_E_CANCELLED (cancel/disconnect, answered
@@ -475,6 +484,8 @@ struct daemon {
     uv_async_t wake;
     uv_check_t flush_check;
     uv_timer_t grace_timer;
+    uv_timer_t unclaimed_timer;  /* segments of an earlier run no load claimed go after
+                                  * keep_alive seconds */
     pthread_mutex_t ev_lock;
     struct event *ev_head, *ev_tail;
     struct conn *conns;
@@ -494,6 +505,8 @@ struct daemon {
     bool has_socket_gid;
     unsigned gen_inflight;       /* generate/chat requests not yet answered (busy bound) */
     unsigned work_inflight;      /* worker-pool jobs not yet completed */
+    unsigned jobs_inflight;      /* tokenize/detokenize/show requests not yet answered
+                                  * (bounded by DAEMON_JOBS_MAX) */
     bool shutting_down;
     bool grace_expired;
     bool stopped;
@@ -526,6 +539,8 @@ void dispatch_finish(struct daemon *d, struct req *r);
 void dispatch_model_ready(struct daemon *d, struct req *r);
 /* Stream one token to r's client. */
 void dispatch_token(struct daemon *d, struct req *r, const struct event *ev);
+/* Tokenize/detokenize/show: true (busy answered) when DAEMON_JOBS_MAX are in flight. */
+bool dispatch_jobs_full(struct conn *c, uint32_t msgid);
 
 #ifdef __cplusplus
 }

@@ -109,6 +109,8 @@ struct req *req_new(struct conn *c, uint32_t msgid, enum bn_rpc_method m)
     r->d = c->d;
     r->msgid = msgid;
     r->method = m;
+    r->conn_id = c->id;
+    r->uid = c->peer_uid;
     r->work.data = r;
     conn_add_req(c, r);
     return r;
@@ -208,6 +210,16 @@ static void on_shutdown(struct conn *c, uint32_t msgid, const struct bn_rpc_shut
 
 /* ---- tokenize / detokenize (worker pool) ---- */
 
+bool dispatch_jobs_full(struct conn *c, uint32_t msgid)
+{
+    if (c->d->jobs_inflight < DAEMON_JOBS_MAX)
+        return false;
+    reply_error(c, &msgid, BN_RPC_E_BUSY,
+                "busy: %d tokenize/detokenize/show requests are being answered (the limit); retry later",
+                DAEMON_JOBS_MAX);
+    return true;
+}
+
 static void tokenize_work(uv_work_t *w)
 {
     struct req *r = w->data;
@@ -236,6 +248,7 @@ static void work_done(uv_work_t *w, int status)
 {
     struct req *r = w->data;
     r->d->work_inflight--;
+    r->d->jobs_inflight--;
     dispatch_finish(r->d, r);
 }
 
@@ -260,6 +273,8 @@ static void on_tokenize(struct conn *c, uint32_t msgid, enum bn_rpc_method meth,
     struct daemon *d = c->d;
     struct dmodel *m = model_for(c, msgid, meth == BN_RPC_TOKENIZE ? p->tokenize.model : p->detokenize.model);
     if (!m)
+        return;
+    if (dispatch_jobs_full(c, msgid))
         return;
     struct req *r = req_new(c, msgid, meth);
     if (!r) {
@@ -289,6 +304,7 @@ static void on_tokenize(struct conn *c, uint32_t msgid, enum bn_rpc_method meth,
         return;
     }
     d->work_inflight++;
+    d->jobs_inflight++;
     uv_queue_work(&d->loop, &r->work, meth == BN_RPC_TOKENIZE ? tokenize_work : detokenize_work, work_done);
 }
 

@@ -59,6 +59,11 @@ void bn_log(enum bn_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Messages may quote strings a client sent (its name, a session id): a control
+     * character there must not start a forged line of its own in the log. */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
 
     pthread_mutex_lock(&log_mu);
     if ((int)level <= max_level()) {

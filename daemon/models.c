@@ -890,6 +890,7 @@ static void show_done(uv_work_t *w, int status)
     struct daemon *d = r->d;
     struct load_task *t = r->load;
     d->work_inflight--;
+    d->jobs_inflight--;
     if (t->err_code)
         send_error(d, r, t->err_code, t->err.msg);
     else if (r->conn && !r->conn->closing)
@@ -926,6 +927,22 @@ void models_show(struct daemon *d, struct conn *c, uint32_t msgid, const struct 
         task_free(t);
         return;
     }
+    /* A path (not a configured name) makes the daemon open a file of the client's
+     * choosing with the daemon's rights: only peers who may load by path may do it,
+     * else any user of the socket could probe files the daemon can read. */
+    if (!config_model_path(&d->cfg, p->model) && !c->admin) {
+        metrics_count_error(&d->metrics, BN_RPC_E_PERMISSION_DENIED);
+        conn_send_error(c, &msgid, BN_RPC_E_PERMISSION_DENIED,
+                        "show: model '%s': describing a file by path is for admin peers (you are uid %d); "
+                        "use a name from the config's [models] section",
+                        p->model, (int)c->peer_uid);
+        task_free(t);
+        return;
+    }
+    if (dispatch_jobs_full(c, msgid)) {
+        task_free(t);
+        return;
+    }
     struct req *r = req_new(c, msgid, BN_RPC_SHOW);
     if (!r || !(r->session = strdup(name))) {
         conn_send_error(c, &msgid, BN_RPC_E_INTERNAL, "out of memory");
@@ -936,5 +953,6 @@ void models_show(struct daemon *d, struct conn *c, uint32_t msgid, const struct 
     }
     r->load = t;
     d->work_inflight++;
+    d->jobs_inflight++;
     uv_queue_work(&d->loop, &r->work, show_work, show_done);
 }

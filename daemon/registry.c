@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,12 @@ struct resident {
     char method[BN_SEG_METHOD_MAX];
     double seconds;
     bool direct_io;
+    /* Loading, under the registry mutex: the free-space check of another load must
+     * count what this one was promised but has not taken yet (else two loads that
+     * each fit alone both pass the check and both fail half-way). */
+    bool reserving;            /* passed its free-space check, fill not finished */
+    int reserve_fd;            /* its object once created (-1: not yet): allocated
+                                * bytes are st_blocks of it */
 };
 
 struct registry {
@@ -333,6 +340,30 @@ static int prefault_dst(void *ctx, void *dst, uint64_t bytes, struct bn_err *err
     return 0;
 }
 
+/* Bytes promised to other loads in progress and not yet allocated to them. */
+static uint64_t promised_locked(struct registry *r, const struct resident *self)
+{
+    uint64_t sum = 0;
+    for (struct resident *m = r->list; m; m = m->next) {
+        if (m == self || !m->reserving)
+            continue;
+        uint64_t have = 0;
+        struct stat sb;
+        if (m->reserve_fd >= 0 && fstat(m->reserve_fd, &sb) == 0)
+            have = (uint64_t)sb.st_blocks * 512u;
+        if (have < m->bytes)
+            sum += m->bytes - have;
+    }
+    return sum;
+}
+
+static void set_reserve_fd(struct registry *r, struct resident *m, int fd)
+{
+    pthread_mutex_lock(&r->mu);
+    m->reserve_fd = fd;
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* Create, fill and publish the segment of m from mf. */
 static int fill_segment(struct registry *r, struct resident *m, struct model_file *mf,
                         const struct seg_layout *lay, load_progress_fn progress, void *ctx,
@@ -344,19 +375,36 @@ static int fill_segment(struct registry *r, struct resident *m, struct model_fil
     unsigned flags = BN_SEG_POPULATE | (r->cfg.huge_pages ? BN_SEG_HUGEPAGE : 0);
     double t0 = now_seconds();
 
-    /* Fail fast, before creating anything, when the space is plainly not there. */
+    /* Fail fast, before creating anything, when the space is plainly not there.  The
+     * check and the promise it makes are one step under the mutex, and what other
+     * loads were promised first counts as taken (measured before the free space, so
+     * that an allocation in between only makes the check stricter). */
+    pthread_mutex_lock(&r->mu);
+    uint64_t promised = promised_locked(r, m);
     uint64_t free_bytes;
     if (bn_seg_store_free_bytes(&r->store, &free_bytes, msg, sizeof msg) == 0 &&
-        free_bytes < lay->total)
+        (free_bytes < promised || free_bytes - promised < lay->total)) {
+        pthread_mutex_unlock(&r->mu);
+        uint64_t avail = free_bytes > promised ? free_bytes - promised : 0;
+        char also[96] = "";
+        if (promised)
+            snprintf(also, sizeof also, " (%.1f MiB more is promised to loads in progress)",
+                     (double)promised / MIB);
         return bn_errf(err, "not enough shared memory for segment %s: %llu bytes (%.1f MiB) needed, "
-                            "%llu (%.1f MiB) free; free space there or unload a model",
+                            "%llu (%.1f MiB) free%s; free space there or unload a model",
                        where, (unsigned long long)lay->total, (double)lay->total / MIB,
-                       (unsigned long long)free_bytes, (double)free_bytes / MIB);
+                       (unsigned long long)avail, (double)avail / MIB, also);
+    }
+    m->reserving = true;
+    m->reserve_fd = -1;
+    pthread_mutex_unlock(&r->mu);
 
     for (int attempt = 0;; attempt++) {
         if (bn_seg_create(&r->store, m->name, lay->total, flags | BN_SEG_NO_RESERVE, &m->seg, msg,
-                          sizeof msg) == 0)
+                          sizeof msg) == 0) {
+            set_reserve_fd(r, m, m->seg.fd);
             break;
+        }
         if (errno != EEXIST || attempt > 0)
             return bn_errf(err, "%s", msg);
         int a = adopt_existing(r, m, err);
@@ -456,6 +504,7 @@ static int fill_segment(struct registry *r, struct resident *m, struct model_fil
 fail:
     if (rv.running)
         pthread_join(rv.thread, NULL);
+    set_reserve_fd(r, m, -1); /* before the fd is closed and its number reused */
     if (bn_seg_unlink(&r->store, m->name, msg, sizeof msg) != 0)
         bn_log(BN_LOG_WARN, "%s", msg);
     bn_seg_close(&m->seg);
@@ -512,6 +561,7 @@ int registry_load(struct registry *r, const char *path, load_progress_fn progres
         return bn_errf(err, "out of memory");
     }
     m->seg.fd = -1;
+    m->reserve_fd = -1;
     snprintf(m->name, sizeof m->name, "%s", name);
     snprintf(m->path, sizeof m->path, "%s", mf.path);
     m->bytes = lay.total;
@@ -526,6 +576,8 @@ int registry_load(struct registry *r, const char *path, load_progress_fn progres
     model_file_close(&mf);
 
     pthread_mutex_lock(&r->mu);
+    m->reserving = false;
+    m->reserve_fd = -1;
     if (rc != 0) {
         unlink_locked(r, m);
         pthread_cond_broadcast(&r->cv);

@@ -13,7 +13,9 @@
  * Chat sessions keep their sequence (and its KV cache) between requests: the next
  * turn's prompt is compared with the tokens the cache holds and only the part after
  * the common prefix is evaluated.  At most `sessions` per model; the least recently
- * used idle one is evicted for a new one.
+ * used idle one is evicted for a new one.  A session belongs to the uid that made it:
+ * the same id from another user is another session, since `cached_tokens` would
+ * otherwise tell a stranger how much of a conversation it guessed right.
  */
 #include "config.h"
 
@@ -32,6 +34,7 @@
 struct session {
     struct session *next;
     char id[BN_RPC_NAME_MAX + 1];
+    uid_t uid;             /* owner: the peer uid of the request that made it */
     int32_t seq;           /* slot in the model's context */
     struct bn_tokens hist; /* tokens whose K/V the slot holds, in position order */
     uint64_t stamp;        /* LRU: larger is more recent */
@@ -135,10 +138,10 @@ static void kv_update(struct daemon *d, struct dmodel *m)
 
 /* ---- sessions (engine thread, or the loop once the model has no request) ---- */
 
-static struct session *session_find(struct dmodel *m, const char *id)
+static struct session *session_find(struct dmodel *m, const char *id, uid_t uid)
 {
     for (struct session *s = m->sessions; s; s = s->next)
-        if (strcmp(s->id, id) == 0)
+        if (s->uid == uid && strcmp(s->id, id) == 0)
             return s;
     return NULL;
 }
@@ -161,7 +164,7 @@ static void session_remove(struct daemon *d, struct dmodel *m, struct session *s
  * the model has `sessions` already).  NULL with err set. */
 static struct session *session_get(struct scheduler *s, struct dmodel *m, const char *id, struct req *r)
 {
-    struct session *x = session_find(m, id);
+    struct session *x = session_find(m, id, r->uid);
     if (x) {
         if (x->busy) {
             req_fail(r, BN_RPC_E_BUSY, "session '%s' is in use by another request", id);
@@ -189,6 +192,7 @@ static struct session *session_get(struct scheduler *s, struct dmodel *m, const 
         return NULL;
     }
     snprintf(x->id, sizeof(x->id), "%s", id);
+    x->uid = r->uid;
     x->next = m->sessions;
     m->sessions = x;
     m->n_sessions++;
@@ -601,8 +605,19 @@ static void *engine_main(void *arg)
             admit(s, adm[i]);
         for (size_t i = 0; i < s->n_act; i++) {
             struct seq *q = s->act[i];
-            if (!q->finished && atomic_load(&q->r->cancel))
-                seq_finish(s, q, BN_RPC_STOP_CANCELLED);
+            int cancel = q->finished ? 0 : atomic_load(&q->r->cancel);
+            if (!cancel)
+                continue;
+            /* The step count lets a test check that a cancel or a disconnect ends the
+             * sequence within one step of it (conn_close logs the count too). */
+            bn_log(BN_LOG_DEBUG,
+                   "connection %llu request %u: sequence %d ended (%s) after %lld generated tokens, "
+                   "at engine step %llu",
+                   (unsigned long long)q->r->conn_id, q->r->msgid, (int)q->id,
+                   cancel == BN_RPC_E_SHUTTING_DOWN ? "shutting down" : "cancelled",
+                   (long long)q->r->stats.generated_tokens,
+                   (unsigned long long)atomic_load(&s->d->metrics.steps));
+            seq_finish(s, q, BN_RPC_STOP_CANCELLED);
         }
         compact(s);
         step(s);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -378,6 +379,33 @@ static void listener_close(struct daemon *d)
     }
 }
 
+/* Room for max_connections clients plus the daemon's own files: the soft
+ * RLIMIT_NOFILE is often 1024 (systemd's default too), which would make accept()
+ * fail with EMFILE long before max_connections.  Raised towards the hard limit. */
+static void raise_nofile(const struct daemon *d)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)d->cfg.max_connections + DAEMON_FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+        else
+            bn_log(BN_LOG_DEBUG, "RLIMIT_NOFILE raised from %llu to %llu", (unsigned long long)was,
+                   (unsigned long long)rl.rlim_cur);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        bn_log(BN_LOG_WARN,
+               "only %llu open files allowed (RLIMIT_NOFILE hard limit): about %llu client connections, "
+               "fewer than max_connections = %d; raise the limit (LimitNOFILE= in the unit, ulimit -n)",
+               (unsigned long long)rl.rlim_cur,
+               (unsigned long long)(rl.rlim_cur > DAEMON_FD_RESERVE ? rl.rlim_cur - DAEMON_FD_RESERVE : 0),
+               d->cfg.max_connections);
+}
+
 /* ---- reload and shutdown ---- */
 static void daemon_reload(struct daemon *d)
 {
@@ -402,6 +430,7 @@ static void daemon_reload(struct daemon *d)
     config_free(&d->cfg);
     d->cfg = next;
     bn_log_set_level(d->cfg.log_level);
+    raise_nofile(d); /* max_connections may have grown */
     bn_log(BN_LOG_INFO, "config reloaded from %s (%d change%s)", d->cfg.config_path ? d->cfg.config_path : "flags and environment",
            n, n == 1 ? "" : "s");
 }
@@ -441,6 +470,7 @@ void daemon_close_loop_handles(struct daemon *d)
     close_handle((uv_handle_t *)&d->wake);
     close_handle((uv_handle_t *)&d->flush_check);
     close_handle((uv_handle_t *)&d->grace_timer);
+    close_handle((uv_handle_t *)&d->unclaimed_timer);
 }
 
 /* Answers were flushed but some clients do not read them: close them anyway. */
@@ -523,6 +553,19 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* ---- run ---- */
+
+/* Segments an earlier run left (reattached at start) that no load claimed within
+ * keep_alive seconds go, as an idle model would: else a model nobody uses any more
+ * would stay in shared memory for good once the daemon restarted. */
+static void on_unclaimed(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    int n = registry_discard_unused(d->reg);
+    if (n)
+        bn_log(BN_LOG_INFO, "discarded %d segment%s of an earlier run that no load claimed within keep_alive (%.3g s)",
+               n, n == 1 ? "" : "s", d->cfg.keep_alive);
+}
+
 static int registry_start(struct daemon *d, struct bn_err *err)
 {
     struct registry_config rc;
@@ -572,15 +615,20 @@ int daemon_run(struct daemon_config *cfg, const struct config_args *args)
     uv_check_start(&d->flush_check, on_check);
     uv_timer_init(&d->loop, &d->grace_timer);
     d->grace_timer.data = d;
+    uv_timer_init(&d->loop, &d->unclaimed_timer);
+    d->unclaimed_timer.data = d;
     uv_signal_init(&d->loop, &d->sig_term);
     uv_signal_init(&d->loop, &d->sig_int);
     uv_signal_init(&d->loop, &d->sig_hup);
     d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
 
+    raise_nofile(d);
     if (listener_open(d, &err) < 0)
         goto fail;
     if (registry_start(d, &err) < 0)
         goto fail;
+    if (registry_list(d->reg, NULL, 0) > 0 && d->cfg.keep_alive >= 0)
+        uv_timer_start(&d->unclaimed_timer, on_unclaimed, (uint64_t)(d->cfg.keep_alive * 1000.0 + 0.5), 0);
     if (sched_start(&d->sched, d, d->cfg.parallel, d->cfg.prefill_chunk, &err) < 0)
         goto fail;
     if (d->cfg.metrics_listen &&
@@ -623,6 +671,7 @@ fail:
     close_handle((uv_handle_t *)&d->wake);
     close_handle((uv_handle_t *)&d->flush_check);
     close_handle((uv_handle_t *)&d->grace_timer);
+    close_handle((uv_handle_t *)&d->unclaimed_timer);
     close_handle((uv_handle_t *)&d->sig_term);
     close_handle((uv_handle_t *)&d->sig_int);
     close_handle((uv_handle_t *)&d->sig_hup);

@@ -181,12 +181,19 @@ static int try_connect(const char *sock)
     return fd;
 }
 
-static int dh_spawn(struct dh *h, const char *conf, const char *const *args, bool activated)
+/* reuse: start again in h's folder (same socket, segments and log), after the
+ * previous daemon there exited or was killed. */
+static int dh_spawn(struct dh *h, const char *conf, const char *const *args, bool activated, bool reuse)
 {
-    memset(h, 0, sizeof(*h));
+    if (reuse) {
+        if (!h->dir[0] || h->pid > 0)
+            return -1;
+    } else {
+        memset(h, 0, sizeof(*h));
+        if (make_tmpdir(h->dir, sizeof(h->dir), "bitnetd-test") < 0)
+            return -1;
+    }
     h->pid = -1;
-    if (make_tmpdir(h->dir, sizeof(h->dir), "bitnetd-test") < 0)
-        return -1;
     char cfg[DH_PATH_MAX + 32], shm[DH_PATH_MAX + 32], bin[DH_PATH_MAX];
     snprintf(h->sock, sizeof(h->sock), "%s/s.sock", h->dir);
     int listen_fd = -1;
@@ -229,6 +236,8 @@ static int dh_spawn(struct dh *h, const char *conf, const char *const *args, boo
     for (int i = 0; args && args[i] && n < 62; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
+    /* On a restart the log already says "listening on" once per earlier start. */
+    int listening_before = dh_log_count(h, "listening on");
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
@@ -275,7 +284,7 @@ static int dh_spawn(struct dh *h, const char *conf, const char *const *args, boo
             dh_dump_log(h);
             return -1;
         }
-        if (dh_log_has(h, "listening on")) {
+        if (dh_log_count(h, "listening on") > listening_before) {
             int fd = try_connect(h->sock);
             if (fd >= 0) {
                 close(fd);
@@ -291,12 +300,17 @@ static int dh_spawn(struct dh *h, const char *conf, const char *const *args, boo
 
 int dh_start(struct dh *h, const char *conf, const char *const *args)
 {
-    return dh_spawn(h, conf, args, false);
+    return dh_spawn(h, conf, args, false, false);
 }
 
 int dh_start_activated(struct dh *h, const char *conf, const char *const *args)
 {
-    return dh_spawn(h, conf, args, true);
+    return dh_spawn(h, conf, args, true, false);
+}
+
+int dh_restart(struct dh *h, const char *conf, const char *const *args)
+{
+    return dh_spawn(h, conf, args, false, true);
 }
 
 int dh_wait(struct dh *h, int timeout_ms)
@@ -328,9 +342,14 @@ int dh_stop(struct dh *h)
 void dh_cleanup(struct dh *h)
 {
     if (h->pid > 0) {
-        kill(h->pid, SIGKILL);
-        waitpid(h->pid, NULL, 0);
-        h->pid = -1;
+        /* SIGTERM first, so that a sanitized daemon runs its exit-time leak check
+         * (a report fails the test through tests/sanitizer-check.sh). */
+        kill(h->pid, SIGTERM);
+        if (dh_wait(h, DH_CLEANUP_TERM_MS) < 0 && h->pid > 0) {
+            kill(h->pid, SIGKILL);
+            waitpid(h->pid, NULL, 0);
+            h->pid = -1;
+        }
     }
     if (h->dir[0]) {
         if (dh_log_has(h, "Sanitizer") || dh_log_has(h, "runtime error:"))
@@ -351,6 +370,19 @@ void dh_dump_log(const struct dh *h)
         fputs(line, stderr);
     fprintf(stderr, "---- end ----\n");
     fclose(f);
+}
+
+int dh_log_count(const struct dh *h, const char *s)
+{
+    FILE *f = fopen(h->log, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, s) != NULL;
+    fclose(f);
+    return n;
 }
 
 bool dh_log_has(const struct dh *h, const char *s)
@@ -754,4 +786,44 @@ done:
     bn_ctx_free(ctx);
     bn_model_free(m);
     return rc;
+}
+
+/* ---- process figures ---- */
+
+int dh_count_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    return dh_count_entries(path);
+}
+
+long dh_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kib;
+}
+
+int dh_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
 }

@@ -15,6 +15,7 @@
 #include "ipc.h"
 
 #define DH_TIMEOUT_MS 30000   /* any single wait in a test; a hang fails instead */
+#define DH_CLEANUP_TERM_MS 3000 /* dh_cleanup: time a daemon gets to exit on SIGTERM */
 #define DH_PATH_MAX 512
 
 /* ---- the model ---- */
@@ -43,6 +44,9 @@ int dh_start(struct dh *h, const char *conf, const char *const *args);
 /* Same, with a listening socket passed as fd 3 (socket activation): bitnetd gets no
  * --socket; LISTEN_FDS=1 and LISTEN_PID are set in the child. */
 int dh_start_activated(struct dh *h, const char *conf, const char *const *args);
+/* Start bitnetd again in h's folder (same socket, DIR/shm segments, log appended)
+ * once the previous one exited or was killed and reaped (dh_wait): a restart. */
+int dh_restart(struct dh *h, const char *conf, const char *const *args);
 /* Rewrite the daemon's config file (same form as dh_start writes). */
 int dh_write_conf(const struct dh *h, const char *conf);
 /* When set, the next dh_start gives the daemon NOTIFY_SOCKET=this. */
@@ -51,12 +55,13 @@ extern const char *dh_notify_socket;
 int dh_stop(struct dh *h);
 /* Wait for the daemon to exit by itself. */
 int dh_wait(struct dh *h, int timeout_ms);
-/* Kill if running, remove the folder. */
+/* Stop if running (SIGTERM, then SIGKILL after DH_CLEANUP_TERM_MS), remove the folder. */
 void dh_cleanup(struct dh *h);
 /* Print the daemon's log to stderr (on failure). */
 void dh_dump_log(const struct dh *h);
-/* The log contains s. */
+/* The log contains s; the number of its lines that contain s. */
 bool dh_log_has(const struct dh *h, const char *s);
+int dh_log_count(const struct dh *h, const char *s);
 
 /* ---- a test client ---- */
 struct tc_token {
@@ -115,6 +120,12 @@ int tc_wait_idle(struct tc *c, int timeout_ms);
 /* Greedy generation with the engine alone (no daemon): n_gen ids after prompt. */
 int engine_greedy(const char *model, const int32_t *prompt, size_t n_prompt, size_t n_gen, int32_t *out,
                   size_t *n_out);
+
+/* Open file descriptors of a process (/proc/PID/fd), its resident set in KiB
+ * (VmRSS), entries of a folder; -1 when they cannot be read. */
+int dh_count_fds(pid_t pid);
+long dh_rss_kib(pid_t pid);
+int dh_count_entries(const char *dir);
 
 /* A temp folder under $TMPDIR or /tmp; removed by rm_rf. */
 int make_tmpdir(char *out, size_t len, const char *tag);
