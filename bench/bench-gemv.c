@@ -8,7 +8,8 @@
  *
  * One token (decode) streams each weight from memory: the matrix is replicated to
  * BENCH_STREAM_BYTES and the copies are used in turn, so no call finds its weights
- * in the caches.  Several tokens (prefill) are compute-bound: one copy.  Each figure
+ * in the caches.  Weights live in bn_weights_alloc memory (transparent huge pages),
+ * as a loader should keep them.  Several tokens (prefill) are compute-bound: one copy.  Each figure
  * is the median of repeated bn_matmul calls (activation quantization and thread
  * dispatch included), with the spread (min..max). */
 #include <math.h>
@@ -52,7 +53,7 @@ static void *make_source(enum bn_type type, int64_t rows, int64_t cols)
     uint64_t bytes;
     if (!bn_tensor_bytes(type, rows, cols, &bytes))
         return NULL;
-    uint8_t *p = malloc(bytes);
+    uint8_t *p = bn_weights_alloc(bytes);
     if (!p)
         return NULL;
     for (uint64_t i = 0; i < bytes; i += 8) {
@@ -242,11 +243,11 @@ static void bench_layout(struct run_ctx *c, const struct shape *sh, enum bn_path
     void *first = NULL;
     struct bn_matrix m0;
     char err[256];
-    if (dt != src_type && !(first = aligned_alloc(64, (bytes + 63) / 64 * 64)))
+    if (dt != src_type && !(first = bn_weights_alloc(bytes)))
         return;
     if (!bn_matrix_init(&m0, src_type, src, sh->rows, sh->cols, dt, first, path, err, sizeof err)) {
         fprintf(stderr, "bench-gemv: %s\n", err);
-        free(first);
+        bn_weights_free(first, bytes);
         return;
     }
     for (int ki = 0; ki < c->o->n_tokens; ki++) {
@@ -262,7 +263,7 @@ static void bench_layout(struct run_ctx *c, const struct shape *sh, enum bn_path
         ms[0] = m0;
         int made = 1;
         for (; made < copies; made++) {
-            if (!(bufs[made] = aligned_alloc(64, (bytes + 63) / 64 * 64)))
+            if (!(bufs[made] = bn_weights_alloc(bytes)))
                 break;
             memcpy(bufs[made], m0.data, bytes);
             bn_matrix_view(&ms[made], dt, bufs[made], sh->rows, sh->cols, path);
@@ -270,11 +271,11 @@ static void bench_layout(struct run_ctx *c, const struct shape *sh, enum bn_path
         for (int ti = 0; ti < c->o->n_threads; ti++)
             measure(c, sh, path, ms, made, bytes, nt, ti);
         for (int i = 1; i < made; i++)
-            free(bufs[i]);
+            bn_weights_free(bufs[i], bytes);
         free(bufs);
         free(ms);
     }
-    free(first);
+    bn_weights_free(first, bytes);
 }
 
 /* ---- --accuracy: logits of the head formats against float64 math on F16 weights ---- */
@@ -456,6 +457,8 @@ int main(int argc, char **argv)
             continue;
         const struct shape *sh = &shapes[s];
         if (!sh->head) {
+            uint64_t i2_bytes = 0;
+            bn_tensor_bytes(BN_TYPE_I2_S, sh->rows, sh->cols, &i2_bytes);
             void *i2 = make_source(BN_TYPE_I2_S, sh->rows, sh->cols);
             for (int p = 0; p < BN_PATH_COUNT; p++) {
                 if (!o.path_on[p])
@@ -469,7 +472,7 @@ int main(int argc, char **argv)
                     if (bn_type_traits(layouts[k]))
                         bench_layout(&c, sh, (enum bn_path)p, BN_TYPE_I2_S, i2, layouts[k]);
             }
-            free(i2);
+            bn_weights_free(i2, i2_bytes);
         } else {
             static const enum bn_type heads[] = {BN_TYPE_F16, BN_TYPE_Q8_0, BN_TYPE_Q6_K};
             for (size_t k = 0; k < sizeof heads / sizeof heads[0]; k++) {
@@ -481,7 +484,9 @@ int main(int argc, char **argv)
                 for (int p = 0; p < BN_PATH_COUNT; p++)
                     if (o.path_on[p])
                         bench_layout(&c, sh, (enum bn_path)p, heads[k], src, heads[k]);
-                free(src);
+                uint64_t hb = 0;
+                bn_tensor_bytes(heads[k], sh->rows, sh->cols, &hb);
+                bn_weights_free(src, hb);
             }
         }
     }

@@ -1,5 +1,6 @@
 /* simd/cpu.c — CPU feature detection and the choice of kernel path. */
 #include <cpuid.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +50,15 @@ static bool detect(enum bn_path path)
 
 bool bn_path_supported(enum bn_path path)
 {
-    static int cache[BN_PATH_COUNT]; /* 0 unknown, 1 yes, 2 no */
+    static _Atomic int cache[BN_PATH_COUNT]; /* 0 unknown, 1 yes, 2 no (any thread may fill it) */
     if ((unsigned)path >= BN_PATH_COUNT)
         return false;
-    if (!cache[path])
-        cache[path] = detect(path) ? 1 : 2;
-    return cache[path] == 1;
+    int v = atomic_load_explicit(&cache[path], memory_order_relaxed);
+    if (!v) {
+        v = detect(path) ? 1 : 2;
+        atomic_store_explicit(&cache[path], v, memory_order_relaxed);
+    }
+    return v == 1;
 }
 
 const char *bn_path_name(enum bn_path path)
@@ -82,9 +86,10 @@ static enum bn_path best_supported(enum bn_path limit)
 
 enum bn_path bn_path_default(void)
 {
-    static int chosen = -1;
-    if (chosen >= 0)
-        return (enum bn_path)chosen;
+    static _Atomic int chosen = -1; /* threads racing here all compute the same value */
+    int c = atomic_load_explicit(&chosen, memory_order_relaxed);
+    if (c >= 0)
+        return (enum bn_path)c;
     enum bn_path p = best_supported(BN_PATH_AVX512);
     const char *env = getenv("BITNET_KERNEL");
     if (env && *env) {
@@ -100,6 +105,6 @@ enum bn_path bn_path_default(void)
             p = want;
         }
     }
-    chosen = (int)p;
+    atomic_store_explicit(&chosen, (int)p, memory_order_relaxed);
     return p;
 }

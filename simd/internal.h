@@ -234,7 +234,13 @@ struct bn_vec_kernels {
     /* 128 codes -> 32 bytes: byte m = sum_k (c[32k + m] + 1) << shift_k, shifts
      * 6,4,2,0 (I2_S, msb_first) or 0,2,4,6 (TQ2_0); n a multiple of 128. */
     void (*pack2)(const int8_t *codes, int64_t n, uint8_t *out, int64_t out_stride, bool msb_first);
+    /* TL lookup tables of one token for n_groups groups (simd/kern_tl.c layout): TL1
+     * from 16 activations per group, TL2 from 48. */
+    void (*tl1_luts)(const int8_t *q, int64_t n_groups, uint8_t *lut);
+    void (*tl2_luts)(const int8_t *q, int64_t n_groups, uint8_t *lut);
 };
+void bn_tl1_luts_scalar(const int8_t *q, int64_t n_groups, uint8_t *lut);
+void bn_tl2_luts_scalar(const int8_t *q, int64_t n_groups, uint8_t *lut);
 const struct bn_vec_kernels *bn_vec_kernels_for(enum bn_path path);
 extern const struct bn_vec_kernels bn_vec_scalar;
 extern const struct bn_vec_kernels bn_vec_avx2;

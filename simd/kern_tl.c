@@ -72,28 +72,38 @@ static void tl2_group_lut(const int8_t *q, uint8_t *lut)
     }
 }
 
+void bn_tl1_luts_scalar(const int8_t *q, int64_t n_groups, uint8_t *lut)
+{
+    for (int64_t g = 0; g < n_groups; g++)
+        tl1_group_lut(q + g * TL1_GROUP_COLS, lut + g * BN_TL1_LUT_BYTES);
+}
+
+void bn_tl2_luts_scalar(const int8_t *q, int64_t n_groups, uint8_t *lut)
+{
+    for (int64_t g = 0; g < n_groups; g++)
+        tl2_group_lut(q + g * TL2_GROUP_COLS, lut + g * BN_TL2_LUT_BYTES);
+}
+
+/* The tables are built with the vector kernels of bn_path_default (same bytes). */
 void bn_act_prep_tl1(const struct bn_act_i8 *a, void *buf, int64_t t0, int64_t t1)
 {
+    const struct bn_vec_kernels *k = bn_vec_kernels_for(bn_path_default());
     size_t tb = bn_tl_lut_bytes(BN_TYPE_TL1, a->cols);
-    for (int64_t t = t0; t < t1; t++) {
-        uint8_t *lut = (uint8_t *)buf + (size_t)t * tb;
-        for (int64_t g = 0; g < a->cols / TL1_GROUP_COLS; g++)
-            tl1_group_lut(a->q + t * a->cols + g * TL1_GROUP_COLS, lut + g * BN_TL1_LUT_BYTES);
-    }
+    for (int64_t t = t0; t < t1; t++)
+        k->tl1_luts(a->q + t * a->cols, a->cols / TL1_GROUP_COLS, (uint8_t *)buf + (size_t)t * tb);
 }
 
 void bn_act_prep_tl2(const struct bn_act_i8 *a, void *buf, int64_t t0, int64_t t1)
 {
+    const struct bn_vec_kernels *k = bn_vec_kernels_for(bn_path_default());
     size_t tb = bn_tl_lut_bytes(BN_TYPE_TL2, a->cols);
     int64_t g3 = a->cols / TL2_GROUP_COLS;
     for (int64_t t = t0; t < t1; t++) {
         uint8_t *lut = (uint8_t *)buf + (size_t)t * tb;
         const int8_t *q = a->q + t * a->cols;
-        for (int64_t g = 0; g < g3; g++)
-            tl2_group_lut(q + g * TL2_GROUP_COLS, lut + g * BN_TL2_LUT_BYTES);
-        for (int64_t g = 0; g < (a->cols % TL2_GROUP_COLS) / TL1_GROUP_COLS; g++)
-            tl1_group_lut(q + g3 * TL2_GROUP_COLS + g * TL1_GROUP_COLS,
-                          lut + g3 * BN_TL2_LUT_BYTES + g * BN_TL1_LUT_BYTES);
+        k->tl2_luts(q, g3, lut);
+        k->tl1_luts(q + g3 * TL2_GROUP_COLS, (a->cols % TL2_GROUP_COLS) / TL1_GROUP_COLS,
+                    lut + g3 * BN_TL2_LUT_BYTES);
     }
 }
 

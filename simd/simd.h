@@ -7,7 +7,9 @@
  * Conventions
  *   - A matrix W has `rows` outputs and `cols` inputs; in GGUF terms cols = ne[0],
  *     rows = ne[1] (ggml lists the fastest-varying dimension first).  Row r is the
- *     bn_row_bytes(type, cols) bytes at offset r * bn_row_bytes(type, cols).
+ *     bn_row_bytes(type, cols) bytes at offset r * bn_row_bytes(type, cols) — except
+ *     in bitnetd's repacked layouts (I2_R16, TQ_R16, TL1, TL2), which interleave
+ *     panels of 16 rows (same total size; read them through codes_get).
  *   - Activations are float [n_tokens][cols] row-major; outputs float [n_tokens][rows].
  *   - Every SIMD path has a scalar reference path computing the same thing; for the
  *     integer (ternary x int8) kernels the results are bit-identical.
@@ -179,7 +181,8 @@ bool bn_path_parse(const char *name, enum bn_path *out);
 /* ------------------------------------------------------------------------------
  * Thread pool.  A task runs on every thread of the pool (the caller is thread 0);
  * bn_pool_run returns when all have finished.  Work is split by output rows/tiles,
- * so results never depend on the thread count.
+ * so results never depend on the thread count.  A pool serves one caller at a
+ * time (bn_matmul keeps its scratch in the pool): give each thread its own pool.
  * --------------------------------------------------------------------------- */
 struct bn_pool;
 typedef void (*bn_task_fn)(void *arg, int ith, int nth);

@@ -145,6 +145,8 @@ const struct bn_vec_kernels bn_vec_scalar = {
     .ternary_stats = ternary_stats_scalar,
     .ternary_codes = ternary_codes_scalar,
     .pack2 = pack2_scalar,
+    .tl1_luts = bn_tl1_luts_scalar,
+    .tl2_luts = bn_tl2_luts_scalar,
 };
 
 #if !BN_X86

@@ -301,6 +301,51 @@ static void pack2_avx2(const int8_t *c, int64_t n, uint8_t *out, int64_t out_str
     }
 }
 
+/* TL tables, one pair / triple per register: entries sum_k sign(a_k, S_k) (psignw),
+ * low and high bytes packed to the two 16-byte tables. */
+static inline void store_lut16(__m256i t, uint8_t *lo, uint8_t *hi)
+{
+    const __m256i m = _mm256_set1_epi16(0xff);
+    __m256i l = _mm256_packus_epi16(_mm256_and_si256(t, m), _mm256_and_si256(t, m));
+    __m256i h = _mm256_packus_epi16(_mm256_and_si256(_mm256_srai_epi16(t, 8), m), _mm256_and_si256(_mm256_srai_epi16(t, 8), m));
+    _mm_storeu_si128((__m128i *)lo, _mm256_castsi256_si128(_mm256_permute4x64_epi64(l, 0x08)));
+    _mm_storeu_si128((__m128i *)hi, _mm256_castsi256_si128(_mm256_permute4x64_epi64(h, 0x08)));
+}
+
+static void tl1_luts_avx2(const int8_t *q, int64_t n_groups, uint8_t *lut)
+{
+    const __m256i S0 = _mm256_set_epi16(0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, -1, -1, -1);
+    const __m256i S1 = _mm256_set_epi16(0, 0, 0, 0, 0, 0, 0, 1, 0, -1, 1, 0, -1, 1, 0, -1);
+    for (int64_t g = 0; g < n_groups; g++, q += 16, lut += BN_TL1_LUT_BYTES)
+        for (int p = 0; p < 8; p++) {
+            __m256i t = _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(q[2 * p]), S0),
+                                         _mm256_sign_epi16(_mm256_set1_epi16(q[2 * p + 1]), S1));
+            uint8_t *lo = lut + (p < 4 ? 0 : 64) + 16 * (p % 4);
+            store_lut16(t, lo, lo + 128);
+        }
+}
+
+static void tl2_luts_avx2(const int8_t *q, int64_t n_groups, uint8_t *lut)
+{
+    int16_t s[3][16];
+    for (int m = 0; m < 16; m++) {
+        int v = 13 + m;
+        s[0][m] = (int16_t)(m < 14 ? v / 9 - 1 : 0);
+        s[1][m] = (int16_t)(m < 14 ? v / 3 % 3 - 1 : 0);
+        s[2][m] = (int16_t)(m < 14 ? v % 3 - 1 : 0);
+    }
+    const __m256i S0 = _mm256_loadu_si256((const __m256i *)s[0]), S1 = _mm256_loadu_si256((const __m256i *)s[1]),
+                  S2 = _mm256_loadu_si256((const __m256i *)s[2]);
+    for (int64_t g = 0; g < n_groups; g++, q += 48, lut += BN_TL2_LUT_BYTES)
+        for (int t = 0; t < 16; t++) {
+            __m256i v = _mm256_add_epi16(_mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(q[3 * t]), S0),
+                                                          _mm256_sign_epi16(_mm256_set1_epi16(q[3 * t + 1]), S1)),
+                                         _mm256_sign_epi16(_mm256_set1_epi16(q[3 * t + 2]), S2));
+            uint8_t *lo = lut + 128 * (t / 4) + 16 * (t % 4);
+            store_lut16(v, lo, lo + 64);
+        }
+}
+
 #ifdef __clang__
 #pragma clang attribute pop
 #else
@@ -319,5 +364,7 @@ const struct bn_vec_kernels bn_vec_avx2 = {
     .ternary_stats = ternary_stats_avx2,
     .ternary_codes = ternary_codes_avx2,
     .pack2 = pack2_avx2,
+    .tl1_luts = tl1_luts_avx2,
+    .tl2_luts = tl2_luts_avx2,
 };
 #endif

@@ -248,6 +248,60 @@ static void pack2_avx512(const int8_t *c, int64_t n, uint8_t *out, int64_t out_s
     }
 }
 
+/* TL tables, two pairs / triples per register: entry e of the signed sums is
+ * sum_k sign(a_k, S_k[e]) with constant digit vectors S_k in {-1, 0, 1} (psignw),
+ * then the low and high bytes of the 32 int16 go to two adjacent 16-byte tables. */
+static void tl1_luts_avx512(const int8_t *q, int64_t n_groups, uint8_t *lut)
+{
+    /* entry e = 3 i0 + i1: S0 = i0 - 1, S1 = i1 - 1; e >= 9: 0 */
+    const __m512i S0 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, -1, -1, -1,
+                                        0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, -1, -1, -1);
+    const __m512i S1 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 1, 0, -1, 1, 0, -1, 1, 0, -1,
+                                        0, 0, 0, 0, 0, 0, 0, 1, 0, -1, 1, 0, -1, 1, 0, -1);
+    for (int64_t g = 0; g < n_groups; g++, q += 16, lut += BN_TL1_LUT_BYTES)
+        for (int p = 0; p < 8; p += 2) { /* pairs p, p + 1: adjacent tables */
+            __m512i a0 = _mm512_mask_set1_epi16(_mm512_set1_epi16(q[2 * p]), 0xffff0000u, q[2 * p + 2]);
+            __m512i a1 = _mm512_mask_set1_epi16(_mm512_set1_epi16(q[2 * p + 1]), 0xffff0000u, q[2 * p + 3]);
+            __m512i t = _mm512_add_epi16(_mm512_mask_sub_epi16(_mm512_maskz_mov_epi16(_mm512_cmpgt_epi16_mask(S0, _mm512_setzero_si512()), a0),
+                                                               _mm512_cmplt_epi16_mask(S0, _mm512_setzero_si512()), _mm512_setzero_si512(), a0),
+                                         _mm512_mask_sub_epi16(_mm512_maskz_mov_epi16(_mm512_cmpgt_epi16_mask(S1, _mm512_setzero_si512()), a1),
+                                                               _mm512_cmplt_epi16_mask(S1, _mm512_setzero_si512()), _mm512_setzero_si512(), a1));
+            uint8_t *lo = lut + (p < 4 ? 0 : 64) + 16 * (p % 4);
+            _mm256_storeu_si256((__m256i *)lo, _mm512_cvtepi16_epi8(t));
+            _mm256_storeu_si256((__m256i *)(lo + 128), _mm512_cvtepi16_epi8(_mm512_srai_epi16(t, 8)));
+        }
+}
+
+static void tl2_luts_avx512(const int8_t *q, int64_t n_groups, uint8_t *lut)
+{
+    /* entry m: pattern v = 13 + m, digits v / 9, v / 3 % 3, v % 3 minus 1; m >= 14: 0 */
+    int16_t s[3][32];
+    for (int e = 0; e < 32; e++) {
+        int m = e % 16, v = 13 + m;
+        s[0][e] = (int16_t)(m < 14 ? v / 9 - 1 : 0);
+        s[1][e] = (int16_t)(m < 14 ? v / 3 % 3 - 1 : 0);
+        s[2][e] = (int16_t)(m < 14 ? v % 3 - 1 : 0);
+    }
+    const __m512i z = _mm512_setzero_si512();
+    __mmask32 pos[3], neg[3];
+    for (int k = 0; k < 3; k++) {
+        __m512i S = _mm512_loadu_si512(s[k]);
+        pos[k] = _mm512_cmpgt_epi16_mask(S, z);
+        neg[k] = _mm512_cmplt_epi16_mask(S, z);
+    }
+    for (int64_t g = 0; g < n_groups; g++, q += 48, lut += BN_TL2_LUT_BYTES)
+        for (int t = 0; t < 16; t += 2) { /* triples t, t + 1: adjacent tables */
+            __m512i sum = z;
+            for (int k = 0; k < 3; k++) {
+                __m512i a = _mm512_mask_set1_epi16(_mm512_set1_epi16(q[3 * t + k]), 0xffff0000u, q[3 * t + 3 + k]);
+                sum = _mm512_add_epi16(sum, _mm512_mask_sub_epi16(_mm512_maskz_mov_epi16(pos[k], a), neg[k], z, a));
+            }
+            uint8_t *lo = lut + 128 * (t / 4) + 16 * (t % 4);
+            _mm256_storeu_si256((__m256i *)lo, _mm512_cvtepi16_epi8(sum));
+            _mm256_storeu_si256((__m256i *)(lo + 64), _mm512_cvtepi16_epi8(_mm512_srai_epi16(sum, 8)));
+        }
+}
+
 #ifdef __clang__
 #pragma clang attribute pop
 #else
@@ -266,5 +320,7 @@ const struct bn_vec_kernels bn_vec_avx512 = {
     .ternary_stats = ternary_stats_avx512,
     .ternary_codes = ternary_codes_avx512,
     .pack2 = pack2_avx512,
+    .tl1_luts = tl1_luts_avx512,
+    .tl2_luts = tl2_luts_avx512,
 };
 #endif
