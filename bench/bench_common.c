@@ -312,9 +312,11 @@ int bench_gate_close(struct bench_gate *g, FILE *out)
         if (!f) {
             fprintf(stderr, "%s: cannot write baseline file %s\n", g->bench, g->save_path);
         } else {
-            for (size_t i = 0; i < n_old; i++) {
-                const struct bench_field *b = bench_rec_get(&old[i], "bench");
-                if (!b || b->is_num || strcmp(b->str, g->bench) != 0)
+            for (size_t i = 0; i < n_old; i++) { /* keep what this run did not measure */
+                bool replaced = false;
+                for (size_t k = 0; k < g->n_run && !replaced; k++)
+                    replaced = same_keys(g, &old[i], &g->run[k]);
+                if (!replaced)
                     bench_rec_print_json(&old[i], f);
             }
             for (size_t i = 0; i < g->n_run; i++)
@@ -445,7 +447,7 @@ struct bench_roofline bench_roofline(int n_threads)
         n_threads = 1;
     if (n_threads > 64)
         n_threads = 64;
-    uint8_t *buf = aligned_alloc(64, ROOF_READ_BYTES);
+    uint8_t *buf = bn_weights_alloc(ROOF_READ_BYTES); /* huge pages, like the weights */
     if (buf) {
         memset(buf, 1, ROOF_READ_BYTES);
         struct read_arg args[64];
@@ -458,7 +460,7 @@ struct bench_roofline bench_roofline(int n_threads)
             best = t < best ? t : best;
         }
         r.read_gbps = (double)per * n_threads * ROOF_READ_REPS / best / 1e9;
-        free(buf);
+        bn_weights_free(buf, ROOF_READ_BYTES);
     }
 #if defined(__x86_64__) || defined(__i386__)
     int sink[64];

@@ -7,8 +7,9 @@
  * prints, for each result found in FILE, the change of the metric and a flag:
  * within +-5% "noise", beyond "changed" / "improved", a drop of more than 10%
  * "INVESTIGATE", of more than 20% "REGRESSION".  --save-baseline FILE writes this
- * run's results into FILE, keeping the lines other benches wrote there (every line
- * names its bench), so one file (bench/baseline.json) holds the standard set. */
+ * run's results into FILE, replacing the lines with the same bench and keys and
+ * keeping all others (every line names its bench), so one file
+ * (bench/baseline.json) holds the standard set. */
 #ifndef BN_BENCH_COMMON_H
 #define BN_BENCH_COMMON_H
 

@@ -5,8 +5,10 @@
  * median tokens/s and the spread.
  *
  *   bitnet-bench -m MODEL [-p 128] [-n 64] [-t 2] [-r 3] [--json] [-k avx512|avx2|scalar]
- *                [--layout i2|tl1|tl2] [--baseline FILE] [--save-baseline FILE]
+ *                [--layout i2|tl1|tl2] [--head-q8] [--baseline FILE] [--save-baseline FILE]
  *
+ * --head-q8 requantizes an F16 head to Q8_0 at load (bn_model_params.head_q8); the
+ * head column then shows the layout the head GEMV reads.
  * -p, -n and -t take comma-separated lists (-t 1,2).  Model size is the bytes the
  * kernels read per token (weights as laid out); peak RSS is the process's maximum
  * resident set. */
@@ -27,7 +29,7 @@ struct opts {
     const char *model;
     int64_t p[BENCH_MAX_LIST], n[BENCH_MAX_LIST], t[BENCH_MAX_LIST];
     int np, nn, nt, reps;
-    bool json;
+    bool json, head_q8;
     enum bn_path path;
     enum bn_type layout;
     const char *baseline, *save;
@@ -37,7 +39,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bitnet-bench -m MODEL [-p 128] [-n 64] [-t 2] [-r 3] [--json]\n"
-            "                    [-k avx512|avx2|scalar] [--layout i2|tl1|tl2]\n"
+            "                    [-k avx512|avx2|scalar] [--layout i2|tl1|tl2] [--head-q8]\n"
             "                    [--baseline FILE] [--save-baseline FILE]\n"
             "  -p, -n, -t take lists like 1,2; -p 0 or -n 0 skips that test\n");
 }
@@ -68,6 +70,10 @@ static bool parse_args(int argc, char **argv, struct opts *o)
         bool ok = true;
         if (!strcmp(a, "--json")) {
             o->json = true;
+            continue;
+        }
+        if (!strcmp(a, "--head-q8")) {
+            o->head_q8 = true;
             continue;
         }
         if (!v) {
@@ -156,7 +162,7 @@ int main(int argc, char **argv)
     struct opts o;
     if (!parse_args(argc, argv, &o))
         return 2;
-    static const char *const keys[] = {"model", "test", "threads", "kernel", "layout", NULL};
+    static const char *const keys[] = {"model", "test", "threads", "kernel", "layout", "head", NULL};
     struct bench_gate gate;
     if (!bench_gate_open(&gate, "bitnet-bench", keys, "tokens_per_s", o.baseline, o.save))
         return 2;
@@ -177,6 +183,7 @@ int main(int argc, char **argv)
         mp.n_threads = (int)o.t[ti];
         mp.path = o.path;
         mp.ternary_layout = o.layout;
+        mp.head_q8 = o.head_q8;
         struct bn_err err = {{0}};
         struct bn_model *m = NULL;
         double tl = bench_now();
@@ -197,7 +204,7 @@ int main(int argc, char **argv)
             }
         }
         fprintf(info, "loaded %s in %.2f s: %s, %lld layers, head %s, %.2f GiB as laid out (%.2f GiB repacked), kernels %s\n",
-                o.model, tl, in->name, (long long)in->n_layer, bn_type_name(in->head_type),
+                o.model, tl, in->name, (long long)in->n_layer, bn_type_name(in->head_layout),
                 (double)in->weight_bytes / (1 << 30), (double)in->private_bytes / (1 << 30),
                 bn_path_name(in->path));
         struct bn_ctx_params cp;
@@ -245,7 +252,7 @@ int main(int argc, char **argv)
                 bench_rec_num(&rec, "max", st.max);
                 bench_rec_str(&rec, "kernel", bn_path_name(in->path));
                 bench_rec_str(&rec, "layout", layout);
-                bench_rec_str(&rec, "head", bn_type_name(in->head_type));
+                bench_rec_str(&rec, "head", bn_type_name(in->head_layout));
                 bench_rec_num(&rec, "model_bytes", (double)in->weight_bytes);
                 bench_rec_num(&rec, "peak_rss", peak_rss_bytes());
                 bench_rec_num(&rec, "reps", o.reps);
@@ -254,7 +261,7 @@ int main(int argc, char **argv)
                     bench_rec_print_json(&rec, stdout);
                 } else {
                     printf("| %-22.22s | %9.2f | %-5s | %-6s | %-6s | %7lld | %-6s | %8.2f  %6.2f..%-6.2f |\n",
-                           name, (double)in->weight_bytes / (1 << 30), bn_type_name(in->head_type),
+                           name, (double)in->weight_bytes / (1 << 30), bn_type_name(in->head_layout),
                            bn_path_name(in->path), layout, (long long)o.t[ti], test, st.median,
                            st.min, st.max);
                     bench_gate_add(&gate, &rec, stdout);

@@ -6,7 +6,8 @@
  *   bitnet-logits -m MODEL --tokens ... --greedy N
  *       N greedy token ids after the given ones, one per line on stdout
  * Options: --threads T, --no-act-quant, --reference, --incremental (one token per
- * call), --kernel scalar|avx2|avx512, --kv f16|f32, --ctx N.  Timing on stderr. */
+ * call), --kernel scalar|avx2|avx512, --kv f16|f32, --ctx N, --head-q8 (8-bit copy of
+ * a float head, bn_model_params.head_q8).  Timing on stderr. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -24,7 +25,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bitnet-logits -m MODEL --tokens ID,ID,... (--out FILE | --greedy N)\n"
             "         [--threads T] [--no-act-quant] [--reference] [--incremental]\n"
-            "         [--kernel scalar|avx2|avx512] [--kv f16|f32] [--ctx N]\n");
+            "         [--kernel scalar|avx2|avx512] [--kv f16|f32] [--ctx N] [--head-q8]\n");
 }
 
 static double now_s(void)
@@ -114,7 +115,7 @@ int main(int argc, char **argv)
     struct bn_ctx_params cp;
     bn_ctx_params_default(&cp);
     bool incremental = false;
-    enum { O_TOKENS = 256, O_OUT, O_GREEDY, O_THREADS, O_NOAQ, O_REF, O_INCR, O_KERNEL, O_KV, O_CTX };
+    enum { O_TOKENS = 256, O_OUT, O_GREEDY, O_THREADS, O_NOAQ, O_REF, O_INCR, O_KERNEL, O_KV, O_CTX, O_HEADQ8 };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},   {"tokens", required_argument, NULL, O_TOKENS},
         {"out", required_argument, NULL, O_OUT},   {"greedy", required_argument, NULL, O_GREEDY},
@@ -122,6 +123,7 @@ int main(int argc, char **argv)
         {"no-act-quant", no_argument, NULL, O_NOAQ}, {"reference", no_argument, NULL, O_REF},
         {"incremental", no_argument, NULL, O_INCR}, {"kernel", required_argument, NULL, O_KERNEL},
         {"kv", required_argument, NULL, O_KV},     {"ctx", required_argument, NULL, O_CTX},
+        {"head-q8", no_argument, NULL, O_HEADQ8},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
@@ -134,6 +136,7 @@ int main(int argc, char **argv)
         case O_NOAQ: mp.no_act_quant = true; break;
         case O_REF: mp.reference = true; break;
         case O_INCR: incremental = true; break;
+        case O_HEADQ8: mp.head_q8 = true; break;
         case O_CTX: n_ctx = strtol(optarg, NULL, 10); break;
         case O_KERNEL:
             if (!bn_path_parse(optarg, &mp.path)) {

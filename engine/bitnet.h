@@ -235,6 +235,13 @@ struct bn_model_params {
     enum bn_type ternary_layout; /* BN_TYPE_COUNT: fastest; or I2_S / TL1 / TL2 */
     bool no_act_quant;           /* reference mode: float activations into ternary matmuls */
     bool reference;              /* run the scalar reference forward pass */
+    /* Requantize an F32/F16/BF16 LM head to Q8_0 at load (off by default): the tied
+     * head of the 2B-4T file is 656 MB in F16 and is read once per decoded token, so
+     * an 8-bit copy (349 MB, private to the model, not shared) speeds decode by ~1/3.
+     * Logits change slightly (docs/ARCHITECTURE.md gives the measured effect); the
+     * embedding lookup keeps reading the file's rows.  Ignored for other head types
+     * and by the reference pass. */
+    bool head_q8;
 };
 void bn_model_params_default(struct bn_model_params *p);
 
@@ -294,7 +301,8 @@ struct bn_model_info {
     float rope_theta, rms_eps;
     enum bn_type ternary_type; /* of the projections; BN_TYPE_COUNT when they differ */
     enum bn_type embd_type;    /* token_embd */
-    enum bn_type head_type;    /* output.weight, or embd_type when tied */
+    enum bn_type head_type;    /* output.weight, or embd_type when tied (file type) */
+    enum bn_type head_layout;  /* as the head GEMV reads it: head_type, or Q8_0 (head_q8) */
     bool tied_head;
     enum bn_path path;         /* kernel path the matrices are laid out for */
     uint64_t n_params;         /* elements of all tensors the model uses */

@@ -83,12 +83,6 @@ static void rmsnorm_rows(float *out, const float *x, const float *w, int64_t n_r
         bn_rmsnorm(out + t * n, x + t * n, w, n, eps);
 }
 
-static void add_rows(float *x, const float *y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] += y[i];
-}
-
 void bn_forward_fast(struct bn_ctx *c, const struct bn_batch *b)
 {
     const struct bn_model *m = c->model;
@@ -126,19 +120,16 @@ void bn_forward_fast(struct bn_ctx *c, const struct bn_batch *b)
         bn_pool_run(pool, attn_run, &at);                        /* att [N][QD] */
         rmsnorm_rows(c->att, c->att, L->attn_sub_norm, N, QD, eps);
         bn_matmul(pool, &L->wo, c->att, N, c->xb, mmf);         /* [N][E] */
-        add_rows(c->x, c->xb, N * E);                            /* x += W_o a */
+        bn_add_f32(c->x, c->xb, N * E);                          /* x += W_o a */
 
         /* feed-forward block */
         rmsnorm_rows(c->xb, c->x, L->ffn_norm, N, E, eps);
         bn_matmul(pool, &L->w_gate, c->xb, N, c->hg, mmf);      /* [N][F] */
         bn_matmul(pool, &L->w_up, c->xb, N, c->hu, mmf);        /* [N][F] */
-        for (int64_t i = 0; i < N * F; i++) {                    /* relu(g)^2 * u */
-            float g = c->hg[i] > 0.0f ? c->hg[i] : 0.0f;
-            c->hg[i] = g * g * c->hu[i];
-        }
+        bn_relu2_mul_f32(c->hg, c->hu, N * F);                   /* relu(g)^2 * u */
         rmsnorm_rows(c->hg, c->hg, L->ffn_sub_norm, N, F, eps);
         bn_matmul(pool, &L->w_down, c->hg, N, c->xb, mmf);      /* [N][E] */
-        add_rows(c->x, c->xb, N * E);                            /* x += W_down m */
+        bn_add_f32(c->x, c->xb, N * E);                          /* x += W_down m */
     }
 
     /* logits of the wanted entries: head · (rmsnorm(x) * output_norm)   [n_out][V] */

@@ -24,6 +24,7 @@ void bn_model_params_default(struct bn_model_params *p)
     p->ternary_layout = BN_TYPE_COUNT;
     p->no_act_quant = false;
     p->reference = false;
+    p->head_q8 = false;
 }
 
 /* ---- loader state ---- */
@@ -505,6 +506,33 @@ static int bind_all(struct loader *ld)
     return 0;
 }
 
+/* params.head_q8: an 8-bit copy of a float head in memory the model owns. */
+static int requantize_head(struct loader *ld)
+{
+    struct bn_model *m = ld->m;
+    enum bn_type t = m->head.type;
+    if (!m->params.head_q8 || m->params.reference ||
+        (t != BN_TYPE_F32 && t != BN_TYPE_F16 && t != BN_TYPE_BF16))
+        return 0;
+    uint64_t bytes = 0;
+    enum bn_type dst = bn_matrix_layout(t, m->head.rows, m->head.cols, m->params.path,
+                                        BN_TYPE_Q8_0, &bytes);
+    if (dst != BN_TYPE_Q8_0 || bytes == 0)
+        return 0; /* no 8-bit head kernels for this shape/path: keep the float head */
+    if (bytes > SIZE_MAX || !(m->head_mem = bn_weights_alloc((size_t)bytes)))
+        return bn_errf(ld->err, "%s: out of memory for the 8-bit head (%llu bytes)", ld->label,
+                       (unsigned long long)bytes);
+    m->head_mem_bytes = (size_t)bytes;
+    struct bn_matrix q;
+    char msg[256];
+    if (!bn_matrix_init(&q, t, m->head.data, m->head.rows, m->head.cols, BN_TYPE_Q8_0,
+                        m->head_mem, m->params.path, msg, sizeof msg))
+        return bn_errf(ld->err, "%s: requantizing the head to Q8_0: %s", ld->label, msg);
+    m->head = q;
+    m->info.private_bytes += bytes;
+    return 0;
+}
+
 static enum bn_type file_type_of(const struct bn_gguf *g, const char *name)
 {
     const struct bn_gguf_tensor *t = bn_gguf_find_tensor(g, name);
@@ -557,6 +585,9 @@ static int load(struct loader *ld, const struct bn_model_source *src)
 
     in->embd_type = file_type_of(ld->g, "token_embd.weight");
     in->head_type = in->tied_head ? in->embd_type : file_type_of(ld->g, "output.weight");
+    if (requantize_head(ld))
+        return -1;
+    in->head_layout = m->head.type;
     in->ternary_type = file_type_of(ld->g, "blk.0.attn_q.weight");
     static const char *const proj[] = {"attn_q", "attn_k", "attn_v", "attn_output",
                                        "ffn_gate", "ffn_up", "ffn_down"};
@@ -639,6 +670,8 @@ void bn_model_free(struct bn_model *m)
     free(m->layers);
     free(m->tensors);
     free(m->private_mem);
+    if (m->head_mem)
+        bn_weights_free(m->head_mem, m->head_mem_bytes);
     bn_gguf_close(m->own_meta);
     bn_unmap_file(&m->map);
     free(m);

@@ -45,6 +45,8 @@ struct bn_model {
     struct bn_gguf *own_meta;
     struct bn_mapped_file map;
     void *private_mem; /* repacked tensors, 64-byte aligned each */
+    void *head_mem;    /* the Q8_0 head of params.head_q8 (bn_weights_alloc) */
+    size_t head_mem_bytes;
 };
 
 /* Bytes of one KV chunk: K and V of every layer for `tokens` positions. */

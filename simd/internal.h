@@ -221,6 +221,8 @@ struct bn_vec_kernels {
     void (*rope_apply)(float *x, int n_heads, int head_dim, const float *cs, const float *sn);
     float (*dot)(const float *a, const float *b, int64_t n);
     void (*axpy)(float *y, float a, const float *x, int64_t n);
+    void (*add)(float *y, const float *x, int64_t n);
+    void (*relu2_mul)(float *g, const float *u, int64_t n);
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
     /* Ternary quantization (simd/fmt_ternary.c).  stats: max |x|, smallest non-zero

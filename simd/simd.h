@@ -298,6 +298,11 @@ void bn_rope_neox(float *x, int n_heads, int head_dim, int64_t pos, float base);
 float bn_dot_f32(const float *a, const float *b, int64_t n);
 /* y += a * x */
 void bn_axpy_f32(float *y, float a, const float *x, int64_t n);
+/* y += x (residual adds), bit-identical on every path */
+void bn_add_f32(float *y, const float *x, int64_t n);
+/* g = max(g, 0)^2 * u: BitNet's squared-ReLU gate times the up projection, computed
+ * as (g * g) * u on every path (bit-identical to the scalar loop) */
+void bn_relu2_mul_f32(float *g, const float *u, int64_t n);
 
 #ifdef __cplusplus
 }

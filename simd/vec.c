@@ -83,6 +83,20 @@ static void axpy_scalar(float *y, float a, const float *x, int64_t n)
         y[i] += a * x[i];
 }
 
+static void add_scalar(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+static void relu2_mul_scalar(float *g, const float *u, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = g[i] > 0.0f ? g[i] : 0.0f;
+        g[i] = v * v * u[i];
+    }
+}
+
 static void f16_to_f32_scalar(const uint16_t *src, float *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -140,6 +154,8 @@ const struct bn_vec_kernels bn_vec_scalar = {
     .rope_apply = rope_apply_scalar,
     .dot = dot_scalar,
     .axpy = axpy_scalar,
+    .add = add_scalar,
+    .relu2_mul = relu2_mul_scalar,
     .f16_to_f32 = f16_to_f32_scalar,
     .f32_to_f16 = f32_to_f16_scalar,
     .ternary_stats = ternary_stats_scalar,
@@ -190,6 +206,10 @@ void bn_softmax(float *x, int64_t n) { vk()->softmax(x, n); }
 float bn_dot_f32(const float *a, const float *b, int64_t n) { return vk()->dot(a, b, n); }
 
 void bn_axpy_f32(float *y, float a, const float *x, int64_t n) { vk()->axpy(y, a, x, n); }
+
+void bn_add_f32(float *y, const float *x, int64_t n) { vk()->add(y, x, n); }
+
+void bn_relu2_mul_f32(float *g, const float *u, int64_t n) { vk()->relu2_mul(g, u, n); }
 
 void bn_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n) { vk()->f16_to_f32(src, dst, n); }
 

@@ -198,6 +198,29 @@ static void axpy_avx2(float *y, float a, const float *x, int64_t n)
         y[i] += a * x[i];
 }
 
+static void add_avx2(float *y, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    for (; i < n; i++)
+        y[i] += x[i];
+}
+
+static void relu2_mul_avx2(float *g, const float *u, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(g + i);
+        v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(v, v), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) {
+        float v = g[i] > 0.0f ? g[i] : 0.0f;
+        g[i] = v * v * u[i];
+    }
+}
+
 static void f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n)
 {
     int64_t i = 0;
@@ -359,6 +382,8 @@ const struct bn_vec_kernels bn_vec_avx2 = {
     .rope_apply = rope_apply_avx2,
     .dot = dot_avx2,
     .axpy = axpy_avx2,
+    .add = add_avx2,
+    .relu2_mul = relu2_mul_avx2,
     .f16_to_f32 = f16_to_f32_avx2,
     .f32_to_f16 = f32_to_f16_avx2,
     .ternary_stats = ternary_stats_avx2,

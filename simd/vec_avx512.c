@@ -152,6 +152,24 @@ static void axpy_avx512(float *y, float a, const float *x, int64_t n)
     }
 }
 
+static void add_avx512(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = tail_mask16(n - i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, y + i), _mm512_maskz_loadu_ps(k, x + i)));
+    }
+}
+
+static void relu2_mul_avx512(float *g, const float *u, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = tail_mask16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(k, g + i);
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v); /* NaN -> 0 as the scalar */
+        _mm512_mask_storeu_ps(g + i, k, _mm512_mul_ps(_mm512_mul_ps(v, v), _mm512_maskz_loadu_ps(k, u + i)));
+    }
+}
+
 static void f16_to_f32_avx512(const uint16_t *src, float *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i += 16) {
@@ -315,6 +333,8 @@ const struct bn_vec_kernels bn_vec_avx512 = {
     .rope_apply = rope_apply_avx512,
     .dot = dot_avx512,
     .axpy = axpy_avx512,
+    .add = add_avx512,
+    .relu2_mul = relu2_mul_avx512,
     .f16_to_f32 = f16_to_f32_avx512,
     .f32_to_f16 = f32_to_f16_avx512,
     .ternary_stats = ternary_stats_avx512,

@@ -665,3 +665,28 @@ Test(vec, tl_tables_identical_on_every_path)
         cr_assert_arr_eq(a, b, 5 * BN_TL2_LUT_BYTES, "TL2 tables on %s", bn_path_name((enum bn_path)p));
     }
 }
+
+Test(vec, add_and_relu2_mul_bit_identical)
+{
+    for (int64_t n = 1; n <= 1000; n += 333) {
+        float *g = rand_acts(n), *u = rand_acts(n), *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4);
+        g[0] = -0.0f;
+        for (int p = 1; p < BN_PATH_COUNT; p++) {
+            if (!bn_path_supported((enum bn_path)p))
+                continue;
+            const struct bn_vec_kernels *k = bn_vec_kernels_for((enum bn_path)p);
+            memcpy(a, g, (size_t)n * 4);
+            memcpy(b, g, (size_t)n * 4);
+            bn_vec_scalar.relu2_mul(a, u, n);
+            k->relu2_mul(b, u, n);
+            cr_assert_arr_eq(a, b, (size_t)n * 4);
+            bn_vec_scalar.add(a, u, n);
+            k->add(b, u, n);
+            cr_assert_arr_eq(a, b, (size_t)n * 4);
+        }
+        free(g);
+        free(u);
+        free(a);
+        free(b);
+    }
+}

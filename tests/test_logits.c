@@ -296,3 +296,62 @@ ParameterizedTest(struct group_param *gp, logits, group, .timeout = 600)
     free(peer_f16);
     free(peer_aq);
 }
+
+/* bn_model_params.head_q8: the F16 head requantized to Q8_0 at load.  Its logits
+ * against the F16 head's (same pass, same path) are logged as "headq8"; they must
+ * still pass check 2 against the peer and keep every top-1 whose F16 margin is at
+ * least AQ_TOP1_MARGIN. */
+#define HEADQ8_COS_MIN 0.9995
+Test(logits, head_q8, .timeout = 300)
+{
+    const char *dir = fx_ref_dir();
+    static const char *const files[] = {"tinyA-i2s", "tinyB-i2s"};
+    struct fx_mode modes[MAX_MODES];
+    int n_modes = fx_modes(modes);
+    int32_t ids[FX_MAX_TOKENS];
+    int n_ids = fx_tokens(dir, ids);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[FX_PATH_MAX + 160], peer_path[FX_PATH_MAX + 160];
+        snprintf(path, sizeof path, "%s/%s.gguf", dir, files[i]);
+        snprintf(peer_path, sizeof peer_path, "%s/%s.logits.bin", dir, files[i]);
+        size_t n_peer;
+        float *peer = fx_read_floats(peer_path, &n_peer);
+        cr_assert(peer, "%s is missing", peer_path);
+        for (int k = 1; k < n_modes; k++) { /* the fast passes (the reference ignores it) */
+            struct bn_model *m = fx_load(path, &modes[k], false, 2);
+            const struct bn_model_info *in = bn_model_get_info(m);
+            cr_assert_eq(in->head_type, BN_TYPE_F16, "%s: head is %s, this test wants F16",
+                         files[i], bn_type_name(in->head_type));
+            int V = in->n_vocab;
+            float *f16 = fx_run(m, ids, n_ids, n_ids, BN_KV_DEFAULT_TYPE);
+            bn_model_free(m);
+
+            struct bn_model_params mp;
+            bn_model_params_default(&mp);
+            mp.path = modes[k].path;
+            mp.n_threads = 2;
+            mp.head_q8 = true;
+            struct bn_err err = {{0}};
+            cr_assert(bn_model_load_file(path, &mp, &m, &err) == 0, "%s", err.msg);
+            in = bn_model_get_info(m);
+            cr_expect_eq(in->head_layout, BN_TYPE_Q8_0, "%s %s: head read as %s", files[i],
+                         modes[k].name, bn_type_name(in->head_layout));
+            cr_expect_eq(in->head_type, BN_TYPE_F16, "head_type stays the file's type");
+            float *q8 = fx_run(m, ids, n_ids, n_ids, BN_KV_DEFAULT_TYPE);
+            bn_model_free(m);
+
+            struct fx_stats st;
+            fx_compare(q8, f16, n_ids, V, AQ_TOP1_MARGIN, &st);
+            fx_log("headq8", files[i], modes[k].name, &st);
+            cr_expect(st.cos_min >= HEADQ8_COS_MIN && st.top1_bad == 0,
+                      "%s %s: Q8_0 head vs F16 head: cos min %.7f, top-1 differs at %d", files[i],
+                      modes[k].name, st.cos_min, st.first_bad_pos);
+            struct member f = {0};
+            snprintf(f.name, sizeof f.name, "%s+headq8", files[i]);
+            check_act_quant(&f, &modes[k], q8, peer, n_ids, V);
+            free(f16);
+            free(q8);
+        }
+        free(peer);
+    }
+}
