@@ -24,6 +24,7 @@
 #define BENCH_MAX_LIST 8
 #define BENCH_MAX_SAMPLES 4096
 #define BENCH_MIN_SAMPLES 3
+#define BENCH_HEAD_MAX_TOKENS 8 /* head shape: batched decode of up to 8 sequences */
 
 struct shape {
     const char *name;
@@ -252,11 +253,12 @@ static void bench_layout(struct run_ctx *c, const struct shape *sh, enum bn_path
     }
     for (int ki = 0; ki < c->o->n_tokens; ki++) {
         int64_t nt = c->o->tokens[ki];
-        if (sh->head && nt > 1)
-            continue; /* the engine computes the logits of the last token only */
+        if (sh->head && nt > BENCH_HEAD_MAX_TOKENS)
+            continue; /* logits are wanted for the last token of a prompt, or one per
+                       * sequence of a batched decode step: a few tokens at most */
         if (path == BN_PATH_SCALAR && (nt > 1 || sh->head))
             continue; /* the scalar reference takes seconds there */
-        int copies = nt == 1 ? (int)(BENCH_STREAM_BYTES / bytes) : 1;
+        int copies = nt == 1 || sh->head ? (int)(BENCH_STREAM_BYTES / bytes) : 1;
         copies = copies < 1 ? 1 : copies;
         struct bn_matrix *ms = calloc((size_t)copies, sizeof *ms);
         void **bufs = calloc((size_t)copies, sizeof *bufs);

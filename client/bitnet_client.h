@@ -19,7 +19,10 @@
  *  - Timeouts: each call waits at most the connection's timeout (bnc_set_timeout;
  *    default: no limit) for its whole answer, using poll().  On timeout the request is
  *    cancelled on the server and the call fails with BNC_E_TIMEOUT; the connection
- *    stays usable (a late answer is discarded).
+ *    stays usable (a late answer is discarded).  Before each sleep in poll() the call
+ *    looks for the answer without sleeping for up to 50 µs (a wake-up costs more than
+ *    bitnetd takes to answer a ping), so a waiting call uses at most that much CPU
+ *    per message it receives.
  *  - Symbols are prefixed bnc_ / BNC_.
  */
 #ifndef BITNET_CLIENT_H

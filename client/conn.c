@@ -96,6 +96,29 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* poll() that first polls without sleeping for up to BNC_SPIN_NS (spin: once per
+ * wait, cleared here). */
+static int poll_spin(struct pollfd *p, nfds_t n, int timeout_ms, bool *spin)
+{
+    if (*spin && timeout_ms != 0) {
+        *spin = false;
+        int64_t end = now_ns() + BNC_SPIN_NS;
+        do {
+            int r = poll(p, n, 0);
+            if (r != 0)
+                return r;
+        } while (now_ns() < end);
+    }
+    return poll(p, n, timeout_ms);
+}
+
 /* Deadline from a timeout (< 0: none, INT64_MAX). */
 static int64_t deadline_after(int timeout_ms)
 {
@@ -289,6 +312,7 @@ int bnc_call_run(struct bnc_conn *c, struct bnc_call *k, struct bnc_error *err)
 
     int64_t deadline = deadline_after(c->timeout_ms);
     struct call_state st = {.k = k, .msgid = c->next_msgid++};
+    bool spin = true;
     if (send_request(c, st.msgid, k->method, k->params, deadline, err))
         goto out_call;
 
@@ -322,7 +346,7 @@ int bnc_call_run(struct bnc_conn *c, struct bnc_call *k, struct bnc_error *err)
             goto out_call;
         }
         struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->wake_fd, .events = POLLIN}};
-        int n = poll(p, 2, left);
+        int n = poll_spin(p, 2, left, &spin);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -347,6 +371,7 @@ int bnc_call_run(struct bnc_conn *c, struct bnc_call *k, struct bnc_error *err)
             ssize_t got = read(c->fd, buf, cap);
             if (got > 0) {
                 bn_rpc_framer_consumed(&c->fr, (size_t)got);
+                spin = true; /* the next message (e.g. a streamed token) is a new wait */
             } else if (got == 0) {
                 mark_broken(c, err, BNC_E_IO, "bitnetd closed the connection");
                 goto out_call;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -629,8 +630,27 @@ static int config_apply_flags(struct daemon_config *c, const struct config_args 
     return 0;
 }
 
+/* Under socket activation ($LISTEN_PID is us, $LISTEN_FDS >= 1) the path of the
+ * passed socket (fd 3), so that no --socket is needed there; false otherwise. */
+static bool activated_socket_path(char *buf, size_t size)
+{
+    const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
+    if (!pid_s || !fds_s || strtol(pid_s, NULL, 10) != (long)getpid() || strtol(fds_s, NULL, 10) < 1)
+        return false;
+    struct sockaddr_un sa;
+    socklen_t sl = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    if (getsockname(3, (struct sockaddr *)&sa, &sl) < 0 || sa.sun_family != AF_UNIX || !sa.sun_path[0])
+        return false; /* server.c reports what is wrong with the fd */
+    snprintf(buf, size, "%.*s", (int)sizeof(sa.sun_path), sa.sun_path);
+    return true;
+}
+
 int config_finish(struct daemon_config *c, struct bn_err *err)
 {
+    char act[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    if (!c->socket_path && activated_socket_path(act, sizeof(act)))
+        c->socket_path = xstrdup(act);
     if (!c->socket_path) {
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         if (xdg && *xdg) {

@@ -427,11 +427,12 @@ static int repack(struct loader *ld)
     }
     if (total == 0)
         return 0;
-    if (total > SIZE_MAX || posix_memalign(&m->private_mem, ALIGN_PRIVATE, (size_t)total) != 0) {
-        m->private_mem = NULL;
+    /* bn_weights_alloc: huge pages where the OS allows (decode streams these bytes) */
+    if (total > SIZE_MAX || !(m->private_mem = bn_weights_alloc((size_t)total))) {
         return bn_errf(ld->err, "%s: out of memory repacking %" PRIu64 " bytes of weights for "
                        "the %s kernels", ld->label, total, bn_path_name(m->params.path));
     }
+    m->private_mem_bytes = (size_t)total;
     uint64_t off = 0;
     for (size_t i = 0; i < ld->plan->n; i++) {
         const struct bn_pack_entry *e = &ld->plan->entries[i];
@@ -669,7 +670,8 @@ void bn_model_free(struct bn_model *m)
         return;
     free(m->layers);
     free(m->tensors);
-    free(m->private_mem);
+    if (m->private_mem)
+        bn_weights_free(m->private_mem, m->private_mem_bytes);
     if (m->head_mem)
         bn_weights_free(m->head_mem, m->head_mem_bytes);
     bn_gguf_close(m->own_meta);

@@ -44,7 +44,8 @@ struct bn_model {
     /* Owned resources (NULL / zero when borrowed). */
     struct bn_gguf *own_meta;
     struct bn_mapped_file map;
-    void *private_mem; /* repacked tensors, 64-byte aligned each */
+    void *private_mem; /* repacked tensors, 64-byte aligned each (bn_weights_alloc) */
+    size_t private_mem_bytes;
     void *head_mem;    /* the Q8_0 head of params.head_q8 (bn_weights_alloc) */
     size_t head_mem_bytes;
 };

@@ -249,6 +249,28 @@ extern const struct bn_vec_kernels bn_vec_avx2;
 extern const struct bn_vec_kernels bn_vec_avx512;
 float bn_quantize_act_i8_sum(const float *x, int64_t n, int8_t *q, int32_t *sum);
 
+/* Several tokens through a head kernel (the logits of a batched decode step): each
+ * row meets a group of tokens while it is in L1, and groups of tokens take turns
+ * over a block of rows that stays in L2, so neither the weights (from memory) nor
+ * the activations (from L2) are streamed once per token.  Sizes for 32 KB L1D /
+ * >= 512 KB L2 per core; each token's arithmetic is the same whatever the grouping. */
+#define BN_HEAD_GROUP_TOKENS 4            /* most tokens per row pass (accumulators) */
+#define BN_HEAD_L1_ACT_BYTES (24u << 10)  /* activations of one token group */
+#define BN_HEAD_L2_ROW_BYTES (256u << 10) /* weights of one row block */
+struct head_blocking {
+    int64_t rows;   /* rows per block */
+    int64_t tokens; /* tokens per group, 1..BN_HEAD_GROUP_TOKENS */
+};
+static inline struct head_blocking head_blocking(size_t row_bytes, size_t token_bytes)
+{
+    struct head_blocking b;
+    b.rows = (int64_t)(BN_HEAD_L2_ROW_BYTES / (row_bytes ? row_bytes : 1));
+    b.rows = b.rows < 1 ? 1 : b.rows;
+    b.tokens = (int64_t)(BN_HEAD_L1_ACT_BYTES / (token_bytes ? token_bytes : 1));
+    b.tokens = b.tokens < 1 ? 1 : b.tokens > BN_HEAD_GROUP_TOKENS ? BN_HEAD_GROUP_TOKENS : b.tokens;
+    return b;
+}
+
 /* Float-activation kernels of the float head formats (simd/kern_head_*.c); the Q8_0
  * and Q6_K ones quantize activations per block into bn_head_act_bytes of scratch. */
 size_t bn_head_act_bytes(int64_t n_tokens, int64_t cols);

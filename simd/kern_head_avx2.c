@@ -1,6 +1,7 @@
 /* simd/kern_head_avx2.c — kernels of the float and 8/6-bit formats with AVX2 + FMA +
- * F16C; same scheme as simd/kern_head_avx512.c (one row at a time; Q8_0 and Q6_K
- * with int8 activations per block and integer dots via vpmaddubsw). */
+ * F16C; same scheme as simd/kern_head_avx512.c (one row at a time, several tokens per
+ * row pass; Q8_0 and Q6_K with int8 activations per block and integer dots via
+ * vpmaddubsw). */
 #include "internal.h"
 
 #if BN_X86
@@ -35,57 +36,88 @@ static ALWAYS_INLINE __m256 cvt_f16x8(const void *p) { return _mm256_cvtph_ps(_m
 
 /* ---- F16 / F32 ---- */
 
-static float f16_row_dot(const uint8_t *w, const float *x, int64_t cols)
+/* Several tokens as in simd/kern_head_avx512.c (head_blocking in internal.h): up to
+ * HEAD_TOK_* tokens meet each row while it is in registers/L1, each weight chunk
+ * loaded (F16-converted, Q8_0 sign-split, Q6_K-unpacked) once for all of them.  A
+ * token keeps its own accumulators in the one-token order, so its result does not
+ * depend on how many tokens share the call.  Group limits for the 16 ymm registers:
+ *   F16/F32: 4 chains per token + 1 weight vector: 3 tokens = 13 ymm (4 would be 17);
+ *   Q8_0: 2 chains per token + w, |w|, ones, 2 temporaries: 4 tokens = 13 ymm;
+ *   Q6_K: acc + block sum per token + masks, 1 unpacked chunk, its scales and a
+ *   temporary: 4 tokens = 13 ymm (all 4 chunks unpacked at once spilled). */
+#define HEAD_TOK_FLOAT 3
+#define HEAD_TOK_INT8 4
+#define HEAD_PF_BYTES 4096 /* prefetch distance of the several-token passes: F16, 2 tokens, 2 threads: 31.9 -> 23.5 ms per 656 MB head */
+
+/* F16 / F32 row · T tokens (x: [T][xstride] floats), 4 accumulator chains per token;
+ * out[t * ostride] for token t. */
+static ALWAYS_INLINE void float_row_dot(const uint8_t *w, bool f16, const float *x, int64_t xstride,
+                                        int64_t cols, const int T, float *out, int64_t ostride)
 {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    __m256 a[HEAD_TOK_FLOAT][4];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++)
+        a[t][0] = a[t][1] = a[t][2] = a[t][3] = _mm256_setzero_ps();
     int64_t c = 0;
     for (; c + 32 <= cols; c += 32) {
-        a0 = _mm256_fmadd_ps(cvt_f16x8(w + 2 * c), _mm256_loadu_ps(x + c), a0);
-        a1 = _mm256_fmadd_ps(cvt_f16x8(w + 2 * c + 16), _mm256_loadu_ps(x + c + 8), a1);
-        a2 = _mm256_fmadd_ps(cvt_f16x8(w + 2 * c + 32), _mm256_loadu_ps(x + c + 16), a2);
-        a3 = _mm256_fmadd_ps(cvt_f16x8(w + 2 * c + 48), _mm256_loadu_ps(x + c + 24), a3);
+        if (T > 1) { /* more compute per byte: help the stream along; 32 cols = 1 (F16) or 2 (F32) lines */
+            _mm_prefetch((const char *)w + (f16 ? 2 : 4) * c + HEAD_PF_BYTES, _MM_HINT_T0);
+            if (!f16)
+                _mm_prefetch((const char *)w + 4 * c + HEAD_PF_BYTES + 64, _MM_HINT_T0);
+        }
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < 4; k++) { /* one weight vector live at a time (register budget) */
+            __m256 wv = f16 ? cvt_f16x8(w + 2 * (c + 8 * k)) : _mm256_loadu_ps((const float *)w + c + 8 * k);
+            _Pragma("GCC unroll 4")
+            for (int t = 0; t < T; t++)
+                a[t][k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * xstride + c + 8 * k), a[t][k]);
+        }
     }
-    for (; c + 8 <= cols; c += 8)
-        a0 = _mm256_fmadd_ps(cvt_f16x8(w + 2 * c), _mm256_loadu_ps(x + c), a0);
-    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; c < cols; c++)
-        s += _cvtsh_ss(bn_rd_u16(w + 2 * c)) * x[c];
-    return s;
+    for (; c + 8 <= cols; c += 8) {
+        __m256 wv = f16 ? cvt_f16x8(w + 2 * c) : _mm256_loadu_ps((const float *)w + c);
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++)
+            a[t][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * xstride + c), a[t][0]);
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++) {
+        float s = hsum(_mm256_add_ps(_mm256_add_ps(a[t][0], a[t][1]), _mm256_add_ps(a[t][2], a[t][3])));
+        for (int64_t i = c; i < cols; i++)
+            s += (f16 ? _cvtsh_ss(bn_rd_u16(w + 2 * i)) : ((const float *)w)[i]) * x[t * xstride + i];
+        out[t * ostride] = s;
+    }
 }
 
-static float f32_row_dot(const uint8_t *wb, const float *x, int64_t cols)
-{
-    const float *w = (const float *)wb;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t c = 0;
-    for (; c + 32 <= cols; c += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c), _mm256_loadu_ps(x + c), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c + 8), _mm256_loadu_ps(x + c + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c + 16), _mm256_loadu_ps(x + c + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c + 24), _mm256_loadu_ps(x + c + 24), a3);
-    }
-    for (; c + 8 <= cols; c += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c), _mm256_loadu_ps(x + c), a0);
-    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; c < cols; c++)
-        s += w[c] * x[c];
-    return s;
-}
-
-#define FLOAT_KERNEL(name, row_dot)                                                             \
+/* Rows in L2-sized blocks, tokens in groups of up to HEAD_TOK_FLOAT (head_blocking). */
+#define FLOAT_KERNEL(name, is_f16)                                                              \
+    static void name##_rows(const uint8_t *p, const float *x, int64_t cols, int64_t nt,        \
+                            float *y, int64_t ystride)                                         \
+    {                                                                                          \
+        switch (nt) {                                                                          \
+        case 1: float_row_dot(p, is_f16, x, cols, cols, 1, y, ystride); break;                 \
+        case 2: float_row_dot(p, is_f16, x, cols, cols, 2, y, ystride); break;                 \
+        default: float_row_dot(p, is_f16, x, cols, cols, 3, y, ystride); break;                \
+        }                                                                                      \
+    }                                                                                          \
     void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,               \
               int64_t n_tokens, float *y, float *scratch)                                      \
     {                                                                                          \
         (void)scratch;                                                                         \
         size_t rb = bn_row_bytes(w->type, w->cols);                                            \
-        for (int64_t r = r0; r < r1; r++) {                                                    \
-            const uint8_t *p = (const uint8_t *)w->data + (size_t)r * rb;                      \
-            for (int64_t t = 0; t < n_tokens; t++)                                             \
-                y[t * w->rows + r] = row_dot(p, x + t * w->cols, w->cols);                     \
+        struct head_blocking hb = head_blocking(rb, (size_t)w->cols * sizeof(float));          \
+        hb.tokens = hb.tokens < HEAD_TOK_FLOAT ? hb.tokens : HEAD_TOK_FLOAT;                   \
+        for (int64_t b0 = r0; b0 < r1; b0 += hb.rows) {                                        \
+            int64_t b1 = r1 - b0 < hb.rows ? r1 : b0 + hb.rows;                                \
+            for (int64_t t = 0; t < n_tokens; t += hb.tokens) {                                \
+                int64_t nt = n_tokens - t < hb.tokens ? n_tokens - t : hb.tokens;              \
+                for (int64_t r = b0; r < b1; r++)                                              \
+                    name##_rows((const uint8_t *)w->data + (size_t)r * rb, x + t * w->cols,    \
+                                w->cols, nt, y + t * w->rows + r, w->rows);                    \
+            }                                                                                  \
         }                                                                                      \
     }
-FLOAT_KERNEL(bn_gemm_f16_avx2, f16_row_dot)
-FLOAT_KERNEL(bn_gemm_f32_avx2, f32_row_dot)
+FLOAT_KERNEL(bn_gemm_f16_avx2, true)
+FLOAT_KERNEL(bn_gemm_f32_avx2, false)
 
 /* ---- int8 activations per block: x ~ q * d, |q| <= 127 ---- */
 
@@ -126,25 +158,48 @@ static void q8_0_quant_token(const float *x, int64_t cols, uint8_t *out)
         d[b] = quant_block(x + 32 * b, 32, (int8_t *)out + 32 * b, NULL);
 }
 
-static float q8_0_row_dot(const uint8_t *w, const uint8_t *xa, int64_t cols)
+/* Q8_0 block b of a row · T tokens (x: [T][xstride] bytes), into acc[t]. */
+static ALWAYS_INLINE void q8_0_block(const uint8_t *blk, const uint8_t *xa0, size_t xstride, int64_t cols,
+                                     int64_t b, const int T, __m256 *acc)
 {
-    const float *xd = (const float *)(xa + cols);
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    for (int64_t b = 0; b < cols / 32; b++) {
-        const uint8_t *blk = w + b * BN_Q8_0_BLOCK_BYTES;
-        __m256i wq = _mm256_loadu_si256((const __m256i *)(blk + 2));
+    __m256i wq = _mm256_loadu_si256((const __m256i *)(blk + 2));
+    __m256i wa = _mm256_sign_epi8(wq, wq);
+    float dw = _cvtsh_ss(bn_rd_u16(blk));
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++) {
+        const uint8_t *xa = xa0 + (size_t)t * xstride;
         __m256i xq = _mm256_loadu_si256((const __m256i *)(xa + 32 * b));
+        float xd;
+        memcpy(&xd, xa + cols + 4 * b, 4);
         /* |w| (u8) times x with w's sign: pairs fit int16 (2 * 128 * 127) */
-        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+        __m256i p = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(xq, wq));
         __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-        __m256 s = _mm256_set1_ps(_cvtsh_ss(bn_rd_u16(blk)) * xd[b]);
-        if (b & 1)
-            a1 = _mm256_fmadd_ps(f, s, a1);
-        else
-            a0 = _mm256_fmadd_ps(f, s, a0);
+        acc[t] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw * xd), acc[t]);
     }
-    return hsum(_mm256_add_ps(a0, a1));
+}
+
+/* Q8_0 row · T tokens; even blocks into a0, odd into a1 (2 chains per token). */
+static ALWAYS_INLINE void q8_0_row_dot(const uint8_t *w, const uint8_t *xa0, size_t xstride,
+                                       int64_t cols, const int T, float *out, int64_t ostride)
+{
+    int64_t nb = cols / BN_QK8_0, b = 0;
+    __m256 a0[HEAD_TOK_INT8], a1[HEAD_TOK_INT8];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++)
+        a0[t] = a1[t] = _mm256_setzero_ps();
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *blk = w + b * BN_Q8_0_BLOCK_BYTES; /* 68 bytes: about one line per pair */
+        if (T > 1)
+            _mm_prefetch((const char *)blk + HEAD_PF_BYTES, _MM_HINT_T0);
+        q8_0_block(blk, xa0, xstride, cols, b, T, a0);
+        q8_0_block(blk + BN_Q8_0_BLOCK_BYTES, xa0, xstride, cols, b + 1, T, a1);
+    }
+    if (b < nb)
+        q8_0_block(w + b * BN_Q8_0_BLOCK_BYTES, xa0, xstride, cols, b, T, a0);
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++)
+        out[t * ostride] = hsum(_mm256_add_ps(a0[t], a1[t]));
 }
 
 /* Q6_K: int8 [cols], then per 256-block float scale and int16 [16] sums of 16. */
@@ -161,44 +216,81 @@ static void q6_k_quant_token(const float *x, int64_t cols, uint8_t *out)
     }
 }
 
-/* Layout and offset handling as in simd/kern_head_avx512.c. */
-static float q6_k_row_dot(const uint8_t *w, const uint8_t *xa, int64_t cols)
+/* Q6_K row · T tokens (layout and the -32 offset as in simd/kern_head_avx512.c): per
+ * 256-block an exact int32 sum per token, then one FMA per block into acc[t]. */
+static ALWAYS_INLINE void q6_k_row_dot(const uint8_t *w, const uint8_t *xa0, size_t xstride,
+                                       int64_t cols, const int T, float *out, int64_t ostride)
 {
-    const int8_t *xq = (const int8_t *)xa;
-    const uint8_t *meta = xa + cols;
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < cols / BN_QK_K; b++, meta += 36) {
+    __m256 acc[HEAD_TOK_INT8];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < cols / BN_QK_K; b++) {
         const uint8_t *blk = w + b * BN_Q6_K_BLOCK_BYTES;
         const int8_t *sc = (const int8_t *)(blk + 192);
-        __m256i isum = _mm256_setzero_si256();
+        if (T > 1) { /* 210 bytes per block: 4 lines */
+            _Pragma("GCC unroll 4")
+            for (int l = 0; l < 4; l++)
+                _mm_prefetch((const char *)blk + HEAD_PF_BYTES + 64 * l, _MM_HINT_T0);
+        }
+        __m256i isum[HEAD_TOK_INT8];
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++)
+            isum[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
-            __m256i H = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(H, m3), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m3), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m3), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4));
+            _Pragma("GCC unroll 4")
             for (int j = 0; j < 4; j++) { /* weights 128h + 32j .. +32: subs 8h + 2j, +1 */
-                __m256i p = _mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)(xq + b * BN_QK_K + 128 * h + 32 * j)));
+                /* ql bytes 64h + 32(j & 1): low nibbles for j < 2, high for j >= 2;
+                 * qh bits 2j, 2j+1 of bytes 128 + 32h.  Unpacked one chunk at a time so
+                 * that 2 x T accumulators stay in registers. */
+                __m256i L = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32 * (j & 1)));
+                __m256i H = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+                __m256i q = _mm256_or_si256(_mm256_and_si256(j & 2 ? _mm256_srli_epi16(L, 4) : L, m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2 * j), m3), 4));
                 int k = 8 * h + 2 * j;
                 __m256i s = _mm256_setr_m128i(_mm_set1_epi16(sc[k]), _mm_set1_epi16(sc[k + 1]));
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+                _Pragma("GCC unroll 4")
+                for (int t = 0; t < T; t++) {
+                    const int8_t *xq = (const int8_t *)(xa0 + (size_t)t * xstride) + b * BN_QK_K + 128 * h + 32 * j;
+                    __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)xq));
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, s));
+                    /* keeps the adds in this order: GCC would regroup them into trees
+                     * over j (4 products per token live at once) and spill */
+                    __asm__("" : "+x"(isum[t]));
+                }
             }
         }
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-        __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(meta + 4)));
-        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
-        float xd;
-        memcpy(&xd, meta, 4);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(_cvtsh_ss(bn_rd_u16(blk + 208)) * xd), acc);
+        float dw = _cvtsh_ss(bn_rd_u16(blk + 208));
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++) {
+            const uint8_t *meta = xa0 + (size_t)t * xstride + cols + (size_t)b * 36;
+            __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(meta + 4)));
+            __m256i is = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(corr, 5));
+            float xd;
+            memcpy(&xd, meta, 4);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(dw * xd), acc[t]);
+        }
     }
-    return hsum(acc);
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++)
+        out[t * ostride] = hsum(acc[t]);
 }
 
+/* All tokens are quantized into the scratch first, then rows in L2-sized blocks meet
+ * the tokens HEAD_TOK_INT8 at a time (head_blocking). */
 #define INT8_KERNEL(name, token_bytes, quant_token, row_dot)                                    \
+    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,      \
+                            int64_t nt, float *y, int64_t ystride)                             \
+    {                                                                                          \
+        switch (nt) {                                                                          \
+        case 1: row_dot(p, xa, tb, cols, 1, y, ystride); break;                                \
+        case 2: row_dot(p, xa, tb, cols, 2, y, ystride); break;                                \
+        case 3: row_dot(p, xa, tb, cols, 3, y, ystride); break;                                \
+        default: row_dot(p, xa, tb, cols, 4, y, ystride); break;                               \
+        }                                                                                      \
+    }                                                                                          \
     void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,               \
               int64_t n_tokens, float *y, float *scratch)                                      \
     {                                                                                          \
@@ -208,10 +300,16 @@ static float q6_k_row_dot(const uint8_t *w, const uint8_t *xa, int64_t cols)
         for (int64_t t = 0; t < n_tokens; t++)                                                 \
             quant_token(x + t * cols, cols, xa + (size_t)t * tb);                              \
         size_t rb = bn_row_bytes(w->type, cols);                                               \
-        for (int64_t r = r0; r < r1; r++) {                                                    \
-            const uint8_t *p = (const uint8_t *)w->data + (size_t)r * rb;                      \
-            for (int64_t t = 0; t < n_tokens; t++)                                             \
-                y[t * w->rows + r] = row_dot(p, xa + (size_t)t * tb, cols);                    \
+        struct head_blocking hb = head_blocking(rb, tb);                                       \
+        hb.tokens = hb.tokens < HEAD_TOK_INT8 ? hb.tokens : HEAD_TOK_INT8;                     \
+        for (int64_t b0 = r0; b0 < r1; b0 += hb.rows) {                                        \
+            int64_t b1 = r1 - b0 < hb.rows ? r1 : b0 + hb.rows;                                \
+            for (int64_t t = 0; t < n_tokens; t += hb.tokens) {                                \
+                int64_t nt = n_tokens - t < hb.tokens ? n_tokens - t : hb.tokens;              \
+                for (int64_t r = b0; r < b1; r++)                                              \
+                    name##_rows((const uint8_t *)w->data + (size_t)r * rb, xa + (size_t)t * tb, \
+                                tb, cols, nt, y + t * w->rows + r, w->rows);                   \
+            }                                                                                  \
         }                                                                                      \
     }
 INT8_KERNEL(bn_gemm_q8_0_avx2, q8_0_token_bytes, q8_0_quant_token, q8_0_row_dot)

@@ -267,6 +267,8 @@ static int dh_spawn(struct dh *h, const char *conf, const char *const *args, boo
             snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
             setenv("LISTEN_FDS", "1", 1);
             setenv("LISTEN_PID", pidbuf, 1);
+            /* the socket comes from the fd: no --socket nor XDG_RUNTIME_DIR needed */
+            unsetenv("XDG_RUNTIME_DIR");
         }
         execv(bin, (char *const *)argv);
         _exit(127);

@@ -321,6 +321,49 @@ Test(head, formats_against_scalar)
     }
 }
 
+/* A token's logits must not depend on the tokens sharing the call (batched decode
+ * gives each sequence what it would get alone): 9 tokens at once (groups of up to
+ * BN_HEAD_GROUP_TOKENS, rows in L2-sized blocks) equal 9 one-token calls, bit for
+ * bit, on every path and thread count. */
+Test(head, tokens_do_not_change_each_other)
+{
+    static const struct { enum bn_type type; int64_t rows, cols; } cases[] = {
+        {BN_TYPE_F16, 300, 2560}, {BN_TYPE_F32, 37, 160}, {BN_TYPE_Q8_0, 150, 2560},
+        {BN_TYPE_Q6_K, 150, 2560}, {BN_TYPE_F16, 5, 100}};
+    const int64_t nt = 9;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        enum bn_type type = cases[ci].type;
+        int64_t rows = cases[ci].rows, cols = cases[ci].cols;
+        float *w = rand_acts(rows * cols), *x = rand_acts(nt * cols);
+        uint64_t bytes;
+        cr_assert(bn_tensor_bytes(type, rows, cols, &bytes));
+        void *q = malloc(bytes);
+        bn_type_traits(type)->quantize(w, q, rows, cols);
+        float *all = malloc((size_t)(rows * nt) * sizeof(float)), *one = malloc((size_t)rows * sizeof(float));
+        for (int p = 1; p < BN_PATH_COUNT; p++) {
+            if (!bn_path_supported((enum bn_path)p))
+                continue;
+            struct bn_matrix m;
+            bn_matrix_view(&m, type, q, rows, cols, (enum bn_path)p);
+            for (int k = 0; k < 3; k++) {
+                bn_matmul(pools[k], &m, x, nt, all, 0);
+                for (int64_t t = 0; t < nt; t++) {
+                    bn_matmul(pools[k], &m, x + t * cols, 1, one, 0);
+                    cr_assert_arr_eq(one, all + t * rows, (size_t)rows * sizeof(float),
+                                     "%s on %s, %lld x %lld: token %lld of %lld differs from alone",
+                                     bn_type_name(type), bn_path_name((enum bn_path)p),
+                                     (long long)rows, (long long)cols, (long long)t, (long long)nt);
+                }
+            }
+        }
+        free(all);
+        free(one);
+        free(q);
+        free(x);
+        free(w);
+    }
+}
+
 Test(head, requantized_f16_head_is_q8_0)
 {
     int64_t rows = 64, cols = 2560;
