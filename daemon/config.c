@@ -61,6 +61,8 @@ static const struct ckey keys[] = {
      "chat sessions whose KV cache is kept, per model (default 16)"},
     {"threads", K_INT, OFF(threads), 0, BN_RPC_THREADS_MAX, true, "N",
      "engine threads per model (default 0: one per core)"},
+    {"head_q8", K_BOOL, OFF(head_q8), 0, 0, true, NULL,
+     "requantize an F16 LM head to 8 bits at load: faster decode, private memory (default false)"},
     {"ctx", K_I64, OFF(ctx), 0, BN_RPC_CTX_MAX, true, "N",
      "context length of a load (default 0: the model's trained context)"},
     {"keep_alive", K_DURATION, OFF(keep_alive), -1e9, 1e9, true, "DURATION",

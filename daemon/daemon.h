@@ -103,6 +103,7 @@ struct daemon_config {
     int prefill_chunk;
     int sessions;
     int threads;            /* engine threads per model; 0: one per core */
+    bool head_q8;           /* loads requantize an F16/F32 head to Q8_0 (bn_model_params) */
     int64_t ctx;            /* default context length of a load; 0: the model's */
     double keep_alive;      /* seconds; 0: unload when idle; < 0: never */
     double shutdown_grace;  /* seconds */

@@ -25,6 +25,7 @@ struct load_task {
     char *path;
     int64_t ctx;         /* requested context (0: the model's) */
     int threads;
+    bool head_q8;        /* bn_model_params.head_q8 */
     int32_t slots;       /* sequences in the context */
     int64_t batch;       /* entries per bn_decode */
     /* results */
@@ -312,6 +313,7 @@ static void load_work(uv_work_t *w)
     struct bn_model_params mp;
     bn_model_params_default(&mp);
     mp.n_threads = t->threads;
+    mp.head_q8 = t->head_q8;
     if (bn_model_open(resident_source(t->res), &mp, &t->model, &t->err) < 0)
         goto fail;
     const struct bn_model_info *info = bn_model_get_info(t->model);
@@ -439,6 +441,9 @@ static void load_done(uv_work_t *w, int status)
         bn_log(BN_LOG_INFO, "model %s loaded from %s: %.1f MiB by %s in %.3f s, context %lld, chat format %s",
                m->name, ri.path, (double)m->bytes / 1048576.0, bn_rpc_loaded_by_name(m->loaded_by),
                m->load_seconds, (long long)m->n_ctx, bn_chat_format_name(m->chat));
+        if (m->info->head_layout != m->info->head_type)
+            bn_log(BN_LOG_INFO, "model %s: head requantized from %s to %s (head_q8)", m->name,
+                   bn_type_name(m->info->head_type), bn_type_name(m->info->head_layout));
         send_load_result(r, m, false);
         arm_keep_alive(m);
         for (struct req *q = waiters, *next; q; q = next) {
@@ -489,6 +494,7 @@ static int start_load(struct daemon *d, struct req *r, const char *name, char *p
     t->path = tpath;
     t->ctx = ctx;
     t->threads = threads;
+    t->head_q8 = d->cfg.head_q8;
     t->slots = sched_ctx_slots(d);
     t->batch = sched_ctx_batch(d);
     r->load = t;

@@ -744,6 +744,12 @@ int tc_wait_idle(struct tc *c, int timeout_ms)
 int engine_greedy(const char *model, const int32_t *prompt, size_t n_prompt, size_t n_gen, int32_t *out,
                   size_t *n_out)
 {
+    return engine_greedy_head(model, false, prompt, n_prompt, n_gen, out, n_out);
+}
+
+int engine_greedy_head(const char *model, bool head_q8, const int32_t *prompt, size_t n_prompt,
+                       size_t n_gen, int32_t *out, size_t *n_out)
+{
     struct bn_err err = {{0}};
     struct bn_model *m = NULL;
     struct bn_ctx *ctx = NULL;
@@ -752,6 +758,7 @@ int engine_greedy(const char *model, const int32_t *prompt, size_t n_prompt, siz
     struct bn_model_params mp;
     bn_model_params_default(&mp);
     mp.n_threads = 1;
+    mp.head_q8 = head_q8;
     int rc = -1;
     *n_out = 0;
     if (bn_model_load_file(model, &mp, &m, &err) < 0 || bn_ctx_new(m, NULL, &ctx, &err) < 0 ||

@@ -120,6 +120,9 @@ int tc_wait_idle(struct tc *c, int timeout_ms);
 /* Greedy generation with the engine alone (no daemon): n_gen ids after prompt. */
 int engine_greedy(const char *model, const int32_t *prompt, size_t n_prompt, size_t n_gen, int32_t *out,
                   size_t *n_out);
+/* Same with bn_model_params.head_q8 (the daemon's head_q8 setting). */
+int engine_greedy_head(const char *model, bool head_q8, const int32_t *prompt, size_t n_prompt,
+                       size_t n_gen, int32_t *out, size_t *n_out);
 
 /* Open file descriptors of a process (/proc/PID/fd), its resident set in KiB
  * (VmRSS), entries of a folder; -1 when they cannot be read. */

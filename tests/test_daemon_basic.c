@@ -154,6 +154,34 @@ Test(daemon, load_generate_unload, .fini = fini)
     cr_assert_eq(dh_stop(&D), 0);
 }
 
+/* head_q8 = true: loads requantize the F16 head; the tokens are those of the engine
+ * alone with bn_model_params.head_q8. */
+Test(daemon, head_q8_setting, .fini = fini)
+{
+    start("head_q8 = true\n");
+    struct tc c;
+    cr_assert_eq(tc_connect(&c, D.sock), 0);
+    struct bn_rpc_error e;
+    int32_t want[16];
+    size_t n_want;
+    cr_assert_eq(engine_greedy_head(dh_model_path(), true, PROMPT, N_PROMPT, 16, want, &n_want), 0);
+    struct bn_rpc_generate_params gp;
+    tc_gen_tokens(&gp, PROMPT, N_PROMPT, 16, true);
+    uint32_t id = tc_send(&c, BN_RPC_GENERATE, &gp);
+    struct bn_rpc_generate_result gs;
+    cr_assert_eq(tc_wait(&c, id, BN_RPC_GENERATE, &gs, &e), 0, "%d %s", e.code, e.message);
+    cr_assert(dh_log_has(&D, "head requantized from F16 to Q8_0"), "the load says what it did");
+    for (size_t i = 0, k = 0; i < c.n_tokens; i++) {
+        if (c.tokens[i].msgid != id)
+            continue;
+        cr_assert_lt(k, n_want);
+        cr_assert_eq(c.tokens[i].token, want[k], "token %zu: daemon %d, engine %d", k, c.tokens[i].token, want[k]);
+        k++;
+    }
+    tc_close(&c);
+    cr_assert_eq(dh_stop(&D), 0);
+}
+
 Test(daemon, no_load_on_demand, .fini = fini)
 {
     start("load_on_demand = false\n");
