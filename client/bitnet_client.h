@@ -19,10 +19,9 @@
  *  - Timeouts: each call waits at most the connection's timeout (bnc_set_timeout;
  *    default: no limit) for its whole answer, using poll().  On timeout the request is
  *    cancelled on the server and the call fails with BNC_E_TIMEOUT; the connection
- *    stays usable (a late answer is discarded).  Before each sleep in poll() the call
- *    looks for the answer without sleeping for up to 50 µs (a wake-up costs more than
- *    bitnetd takes to answer a ping), so a waiting call uses at most that much CPU
- *    per message it receives.
+ *    stays usable (a late answer is discarded).  Before its first sleep in poll() a
+ *    call looks for the answer without sleeping for up to 50 µs (a wake-up costs more
+ *    than bitnetd takes to answer a ping): at most 50 µs of CPU per call.
  *  - Symbols are prefixed bnc_ / BNC_.
  */
 #ifndef BITNET_CLIENT_H

@@ -104,7 +104,7 @@ static int64_t now_ns(void)
 }
 
 /* poll() that first polls without sleeping for up to BNC_SPIN_NS (spin: once per
- * wait, cleared here). */
+ * call, cleared here). */
 static int poll_spin(struct pollfd *p, nfds_t n, int timeout_ms, bool *spin)
 {
     if (*spin && timeout_ms != 0) {
@@ -312,7 +312,8 @@ int bnc_call_run(struct bnc_conn *c, struct bnc_call *k, struct bnc_error *err)
 
     int64_t deadline = deadline_after(c->timeout_ms);
     struct call_state st = {.k = k, .msgid = c->next_msgid++};
-    bool spin = true;
+    bool spin = true; /* once per call: not between streamed tokens, which are ms apart
+                       * and whose spinning would take a core from the engine */
     if (send_request(c, st.msgid, k->method, k->params, deadline, err))
         goto out_call;
 
@@ -371,7 +372,6 @@ int bnc_call_run(struct bnc_conn *c, struct bnc_call *k, struct bnc_error *err)
             ssize_t got = read(c->fd, buf, cap);
             if (got > 0) {
                 bn_rpc_framer_consumed(&c->fr, (size_t)got);
-                spin = true; /* the next message (e.g. a streamed token) is a new wait */
             } else if (got == 0) {
                 mark_broken(c, err, BNC_E_IO, "bitnetd closed the connection");
                 goto out_call;
