@@ -89,32 +89,24 @@ static ALWAYS_INLINE void float_row_dot(const uint8_t *w, bool f16, const float 
 }
 
 /* Rows in L2-sized blocks, tokens in groups of up to HEAD_TOK_FLOAT (head_blocking). */
-#define FLOAT_KERNEL(name, is_f16)                                                              \
-    static void name##_rows(const uint8_t *p, const float *x, int64_t cols, int64_t nt,        \
-                            float *y, int64_t ystride)                                         \
-    {                                                                                          \
-        switch (nt) {                                                                          \
-        case 1: float_row_dot(p, is_f16, x, cols, cols, 1, y, ystride); break;                 \
-        case 2: float_row_dot(p, is_f16, x, cols, cols, 2, y, ystride); break;                 \
-        default: float_row_dot(p, is_f16, x, cols, cols, 3, y, ystride); break;                \
-        }                                                                                      \
-    }                                                                                          \
-    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,               \
-              int64_t n_tokens, float *y, float *scratch)                                      \
-    {                                                                                          \
-        (void)scratch;                                                                         \
-        size_t rb = bn_row_bytes(w->type, w->cols);                                            \
-        struct head_blocking hb = head_blocking(rb, (size_t)w->cols * sizeof(float));          \
-        hb.tokens = hb.tokens < HEAD_TOK_FLOAT ? hb.tokens : HEAD_TOK_FLOAT;                   \
-        for (int64_t b0 = r0; b0 < r1; b0 += hb.rows) {                                        \
-            int64_t b1 = r1 - b0 < hb.rows ? r1 : b0 + hb.rows;                                \
-            for (int64_t t = 0; t < n_tokens; t += hb.tokens) {                                \
-                int64_t nt = n_tokens - t < hb.tokens ? n_tokens - t : hb.tokens;              \
-                for (int64_t r = b0; r < b1; r++)                                              \
-                    name##_rows((const uint8_t *)w->data + (size_t)r * rb, x + t * w->cols,    \
-                                w->cols, nt, y + t * w->rows + r, w->rows);                    \
-            }                                                                                  \
-        }                                                                                      \
+#define FLOAT_KERNEL(name, is_f16)                                                         \
+    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,  \
+                            int64_t nt, float *y, int64_t ystride)                         \
+    {                                                                                      \
+        const float *x = (const float *)xa; /* tb == cols floats */                        \
+        (void)tb;                                                                          \
+        switch (nt) {                                                                      \
+        case 1: float_row_dot(p, is_f16, x, cols, cols, 1, y, ystride); break;             \
+        case 2: float_row_dot(p, is_f16, x, cols, cols, 2, y, ystride); break;             \
+        default: float_row_dot(p, is_f16, x, cols, cols, 3, y, ystride); break;            \
+        }                                                                                  \
+    }                                                                                      \
+    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,           \
+              int64_t n_tokens, float *y, float *scratch)                                  \
+    {                                                                                      \
+        (void)scratch;                                                                     \
+        head_walk(w, r0, r1, (const uint8_t *)x, (size_t)w->cols * sizeof(float), n_tokens,\
+                  HEAD_TOK_FLOAT, y, name##_rows);                                         \
     }
 FLOAT_KERNEL(bn_gemm_f16_avx2, true)
 FLOAT_KERNEL(bn_gemm_f32_avx2, false)
@@ -280,37 +272,26 @@ static ALWAYS_INLINE void q6_k_row_dot(const uint8_t *w, const uint8_t *xa0, siz
 
 /* All tokens are quantized into the scratch first, then rows in L2-sized blocks meet
  * the tokens HEAD_TOK_INT8 at a time (head_blocking). */
-#define INT8_KERNEL(name, token_bytes, quant_token, row_dot)                                    \
-    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,      \
-                            int64_t nt, float *y, int64_t ystride)                             \
-    {                                                                                          \
-        switch (nt) {                                                                          \
-        case 1: row_dot(p, xa, tb, cols, 1, y, ystride); break;                                \
-        case 2: row_dot(p, xa, tb, cols, 2, y, ystride); break;                                \
-        case 3: row_dot(p, xa, tb, cols, 3, y, ystride); break;                                \
-        default: row_dot(p, xa, tb, cols, 4, y, ystride); break;                               \
-        }                                                                                      \
-    }                                                                                          \
-    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,               \
-              int64_t n_tokens, float *y, float *scratch)                                      \
-    {                                                                                          \
-        int64_t cols = w->cols;                                                                \
-        size_t tb = (token_bytes(cols) + 63) / 64 * 64;                                        \
-        uint8_t *xa = (uint8_t *)scratch;                                                      \
-        for (int64_t t = 0; t < n_tokens; t++)                                                 \
-            quant_token(x + t * cols, cols, xa + (size_t)t * tb);                              \
-        size_t rb = bn_row_bytes(w->type, cols);                                               \
-        struct head_blocking hb = head_blocking(rb, tb);                                       \
-        hb.tokens = hb.tokens < HEAD_TOK_INT8 ? hb.tokens : HEAD_TOK_INT8;                     \
-        for (int64_t b0 = r0; b0 < r1; b0 += hb.rows) {                                        \
-            int64_t b1 = r1 - b0 < hb.rows ? r1 : b0 + hb.rows;                                \
-            for (int64_t t = 0; t < n_tokens; t += hb.tokens) {                                \
-                int64_t nt = n_tokens - t < hb.tokens ? n_tokens - t : hb.tokens;              \
-                for (int64_t r = b0; r < b1; r++)                                              \
-                    name##_rows((const uint8_t *)w->data + (size_t)r * rb, xa + (size_t)t * tb, \
-                                tb, cols, nt, y + t * w->rows + r, w->rows);                   \
-            }                                                                                  \
-        }                                                                                      \
+#define INT8_KERNEL(name, token_bytes, quant_token, row_dot)                               \
+    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,  \
+                            int64_t nt, float *y, int64_t ystride)                         \
+    {                                                                                      \
+        switch (nt) {                                                                      \
+        case 1: row_dot(p, xa, tb, cols, 1, y, ystride); break;                            \
+        case 2: row_dot(p, xa, tb, cols, 2, y, ystride); break;                            \
+        case 3: row_dot(p, xa, tb, cols, 3, y, ystride); break;                            \
+        default: row_dot(p, xa, tb, cols, 4, y, ystride); break;                           \
+        }                                                                                  \
+    }                                                                                      \
+    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,           \
+              int64_t n_tokens, float *y, float *scratch)                                  \
+    {                                                                                      \
+        int64_t cols = w->cols;                                                            \
+        size_t tb = (token_bytes(cols) + 63) / 64 * 64;                                    \
+        uint8_t *xa = (uint8_t *)scratch;                                                  \
+        for (int64_t t = 0; t < n_tokens; t++)                                             \
+            quant_token(x + t * cols, cols, xa + (size_t)t * tb);                          \
+        head_walk(w, r0, r1, xa, tb, n_tokens, HEAD_TOK_INT8, y, name##_rows);             \
     }
 INT8_KERNEL(bn_gemm_q8_0_avx2, q8_0_token_bytes, q8_0_quant_token, q8_0_row_dot)
 INT8_KERNEL(bn_gemm_q6_k_avx2, q6_k_token_bytes, q6_k_quant_token, q6_k_row_dot)

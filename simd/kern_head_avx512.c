@@ -84,32 +84,25 @@ static ALWAYS_INLINE void float_row_dot(const uint8_t *w, bool f16, const float 
 
 /* Instantiations per token count (the accumulators stay in registers) and the loop
  * over rows, tokens in groups of HEAD_TOK. */
-#define FLOAT_KERNEL(name, is_f16)                                                              \
-    static void name##_rows(const uint8_t *p, const float *x, int64_t cols, int64_t tb,        \
-                            float *y, int64_t ystride)                                         \
-    {                                                                                          \
-        switch (tb) {                                                                          \
-        case 1: float_row_dot(p, is_f16, x, cols, cols, 1, y, ystride); break;                 \
-        case 2: float_row_dot(p, is_f16, x, cols, cols, 2, y, ystride); break;                 \
-        case 3: float_row_dot(p, is_f16, x, cols, cols, 3, y, ystride); break;                 \
-        default: float_row_dot(p, is_f16, x, cols, cols, 4, y, ystride); break;                \
-        }                                                                                      \
-    }                                                                                          \
-    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,               \
-              int64_t n_tokens, float *y, float *scratch)                                      \
-    {                                                                                          \
-        (void)scratch;                                                                         \
-        size_t rb = bn_row_bytes(w->type, w->cols);                                            \
-        struct head_blocking hb = head_blocking(rb, (size_t)w->cols * sizeof(float));          \
-        for (int64_t b0 = r0; b0 < r1; b0 += hb.rows) {                                        \
-            int64_t b1 = r1 - b0 < hb.rows ? r1 : b0 + hb.rows;                                \
-            for (int64_t t = 0; t < n_tokens; t += hb.tokens) {                                \
-                int64_t nt = n_tokens - t < hb.tokens ? n_tokens - t : hb.tokens;              \
-                for (int64_t r = b0; r < b1; r++)                                              \
-                    name##_rows((const uint8_t *)w->data + (size_t)r * rb, x + t * w->cols,    \
-                                w->cols, nt, y + t * w->rows + r, w->rows);                    \
-            }                                                                                  \
-        }                                                                                      \
+#define FLOAT_KERNEL(name, is_f16)                                                         \
+    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,  \
+                            int64_t nt, float *y, int64_t ystride)                         \
+    {                                                                                      \
+        const float *x = (const float *)xa; /* tb == cols floats */                        \
+        (void)tb;                                                                          \
+        switch (nt) {                                                                      \
+        case 1: float_row_dot(p, is_f16, x, cols, cols, 1, y, ystride); break;             \
+        case 2: float_row_dot(p, is_f16, x, cols, cols, 2, y, ystride); break;             \
+        case 3: float_row_dot(p, is_f16, x, cols, cols, 3, y, ystride); break;             \
+        default: float_row_dot(p, is_f16, x, cols, cols, 4, y, ystride); break;            \
+        }                                                                                  \
+    }                                                                                      \
+    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,           \
+              int64_t n_tokens, float *y, float *scratch)                                  \
+    {                                                                                      \
+        (void)scratch;                                                                     \
+        head_walk(w, r0, r1, (const uint8_t *)x, (size_t)w->cols * sizeof(float), n_tokens,\
+                  HEAD_TOK, y, name##_rows);                                               \
     }
 FLOAT_KERNEL(bn_gemm_f16_avx512, true)
 FLOAT_KERNEL(bn_gemm_f32_avx512, false)
@@ -289,36 +282,26 @@ static ALWAYS_INLINE void q6_k_row_dot(const uint8_t *w, const uint8_t *xa0, siz
 /* One token at a time through the rows would re-stream the matrix per token; so all
  * tokens are quantized into the scratch first, then each row meets every token
  * (HEAD_TOK at a time). */
-#define INT8_KERNEL(name, token_bytes, quant_token, row_dot)                                    \
-    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,      \
-                            int64_t nt, float *y, int64_t ystride)                             \
-    {                                                                                          \
-        switch (nt) {                                                                          \
-        case 1: row_dot(p, xa, tb, cols, 1, y, ystride); break;                                \
-        case 2: row_dot(p, xa, tb, cols, 2, y, ystride); break;                                \
-        case 3: row_dot(p, xa, tb, cols, 3, y, ystride); break;                                \
-        default: row_dot(p, xa, tb, cols, 4, y, ystride); break;                               \
-        }                                                                                      \
-    }                                                                                          \
-    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,               \
-              int64_t n_tokens, float *y, float *scratch)                                      \
-    {                                                                                          \
-        int64_t cols = w->cols;                                                                \
-        size_t tb = (token_bytes(cols) + 63) / 64 * 64;                                        \
-        uint8_t *xa = (uint8_t *)scratch;                                                      \
-        for (int64_t t = 0; t < n_tokens; t++)                                                 \
-            quant_token(x + t * cols, cols, xa + (size_t)t * tb);                              \
-        size_t rb = bn_row_bytes(w->type, cols);                                               \
-        struct head_blocking hb = head_blocking(rb, tb);                                       \
-        for (int64_t b0 = r0; b0 < r1; b0 += hb.rows) {                                        \
-            int64_t b1 = r1 - b0 < hb.rows ? r1 : b0 + hb.rows;                                \
-            for (int64_t t = 0; t < n_tokens; t += hb.tokens) {                                \
-                int64_t nt = n_tokens - t < hb.tokens ? n_tokens - t : hb.tokens;              \
-                for (int64_t r = b0; r < b1; r++)                                              \
-                    name##_rows((const uint8_t *)w->data + (size_t)r * rb, xa + (size_t)t * tb, \
-                                tb, cols, nt, y + t * w->rows + r, w->rows);                   \
-            }                                                                                  \
-        }                                                                                      \
+#define INT8_KERNEL(name, token_bytes, quant_token, row_dot)                               \
+    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,  \
+                            int64_t nt, float *y, int64_t ystride)                         \
+    {                                                                                      \
+        switch (nt) {                                                                      \
+        case 1: row_dot(p, xa, tb, cols, 1, y, ystride); break;                            \
+        case 2: row_dot(p, xa, tb, cols, 2, y, ystride); break;                            \
+        case 3: row_dot(p, xa, tb, cols, 3, y, ystride); break;                            \
+        default: row_dot(p, xa, tb, cols, 4, y, ystride); break;                           \
+        }                                                                                  \
+    }                                                                                      \
+    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,           \
+              int64_t n_tokens, float *y, float *scratch)                                  \
+    {                                                                                      \
+        int64_t cols = w->cols;                                                            \
+        size_t tb = (token_bytes(cols) + 63) / 64 * 64;                                    \
+        uint8_t *xa = (uint8_t *)scratch;                                                  \
+        for (int64_t t = 0; t < n_tokens; t++)                                             \
+            quant_token(x + t * cols, cols, xa + (size_t)t * tb);                          \
+        head_walk(w, r0, r1, xa, tb, n_tokens, HEAD_TOK, y, name##_rows);                  \
     }
 INT8_KERNEL(bn_gemm_q8_0_avx512, q8_0_token_bytes, q8_0_quant_token, q8_0_row_dot)
 INT8_KERNEL(bn_gemm_q6_k_avx512, q6_k_token_bytes, q6_k_quant_token, q6_k_row_dot)
