@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "bitnet.h"
 #include "bitnet_client.h"
 
@@ -263,12 +264,6 @@ static int concurrent(const struct opts *o, int k, const int32_t *prompt, size_t
     return 0;
 }
 
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static int parse_clients(struct opts *o, const char *s)
 {
     o->n_clients = 0;
@@ -436,7 +431,7 @@ int main(int argc, char **argv)
         for (int r = 0; r < o.runs && r < RUNS_MAX; r++)
             if (concurrent(&o, k, prompt, n_prompt, &runs[r]))
                 return 1;
-        agg = median(runs, o.runs < RUNS_MAX ? o.runs : RUNS_MAX); /* noisy machines: the middle run */
+        agg = bench_stats(runs, o.runs < RUNS_MAX ? o.runs : RUNS_MAX).median; /* noisy machines */
         if (k == 1)
             one = agg;
         if (o.json) {
