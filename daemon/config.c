@@ -632,12 +632,11 @@ static int config_apply_flags(struct daemon_config *c, const struct config_args 
     return 0;
 }
 
-/* Under socket activation ($LISTEN_PID is us, $LISTEN_FDS >= 1) the path of the
- * passed socket (fd 3), so that no --socket is needed there; false otherwise. */
+/* Under socket activation the path of the passed socket (fd 3), so that no
+ * --socket is needed there; false otherwise. */
 static bool activated_socket_path(char *buf, size_t size)
 {
-    const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
-    if (!pid_s || !fds_s || strtol(pid_s, NULL, 10) != (long)getpid() || strtol(fds_s, NULL, 10) < 1)
+    if (daemon_listen_fds() < 1)
         return false;
     struct sockaddr_un sa;
     socklen_t sl = sizeof(sa);

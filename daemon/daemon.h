@@ -528,6 +528,9 @@ bool daemon_peer_is_admin(const struct daemon *d, uid_t uid, gid_t gid);
 int daemon_sd_notify(const char *state);
 /* Monotonic seconds. */
 double daemon_now(void);
+/* Sockets passed by socket activation ($LISTEN_PID is this process): their count
+ * (from fd 3 on), 0 when not activated, -1 when $LISTEN_FDS is not a positive count. */
+long daemon_listen_fds(void);
 /* uv_close callback that frees handle->data (the struct holding the handle). */
 void free_handle_data(uv_handle_t *h);
 

@@ -268,9 +268,7 @@ static int socket_bind(struct daemon *d, struct bn_err *err)
     return fd;
 }
 
-/* $LISTEN_FDS socket activation: the first passed fd must be a listening Unix stream
- * socket.  Returns the fd, 0 when not activated, -1 on error. */
-static int socket_from_activation(struct bn_err *err)
+long daemon_listen_fds(void)
 {
     const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
     if (!pid_s || !fds_s)
@@ -280,10 +278,22 @@ static int socket_from_activation(struct bn_err *err)
     if (*end || pid != (long)getpid())
         return 0; /* meant for another process */
     long n = strtol(fds_s, &end, 10);
+    return *end || n < 1 ? -1 : n;
+}
+
+/* $LISTEN_FDS socket activation: the first passed fd must be a listening Unix stream
+ * socket.  Returns the fd, 0 when not activated, -1 on error. */
+static int socket_from_activation(struct bn_err *err)
+{
+    long n = daemon_listen_fds();
+    if (n == 0)
+        return 0;
+    char fds_s[32];
+    snprintf(fds_s, sizeof(fds_s), "%.31s", getenv("LISTEN_FDS"));
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
-    if (*end || n < 1)
+    if (n < 0)
         return bn_errf(err, "LISTEN_FDS='%s' is not a positive count", fds_s);
     int fd = SD_LISTEN_FDS_START;
     int type = 0, acc = 0;
