@@ -93,7 +93,8 @@ static const struct ckey keys[] = {
      "bytes of resident models (default 0: no limit)"},
     {"load_method", K_STR, OFF(load_method), 0, 0, false, "METHOD", "io_uring (default) or pread"},
     {"mlock", K_BOOL, OFF(mlock), 0, 0, false, NULL, "lock model segments in RAM"},
-    {"huge_pages", K_BOOL, OFF(huge_pages), 0, 0, false, NULL, "ask for transparent huge pages"},
+    {"huge_pages", K_BOOL, OFF(huge_pages), 0, 0, false, NULL,
+     "put model memory on huge pages (default true)"},
 };
 
 static const struct ckey *key_find(const char *name, size_t len)
@@ -124,6 +125,7 @@ void config_defaults(struct daemon_config *c)
     c->sessions = DAEMON_SESSIONS_DEFAULT;
     c->keep_alive = DAEMON_KEEP_ALIVE_DEFAULT;
     c->load_on_demand = true;
+    c->huge_pages = true;
     c->shutdown_grace = DAEMON_GRACE_DEFAULT;
     c->max_message_bytes = BN_RPC_MAX_FRAME_DEFAULT;
     c->max_connections = DAEMON_MAX_CONNECTIONS_DEFAULT;

@@ -675,7 +675,8 @@ struct bn_seg {
 
 /* Flags of bn_seg_create and bn_seg_reserve. */
 enum {
-    BN_SEG_HUGEPAGE = 1u << 0,   /* madvise(MADV_HUGEPAGE) before the pages are allocated */
+    BN_SEG_HUGEPAGE = 1u << 0,   /* madvise(MADV_HUGEPAGE) before the pages are allocated
+                                  * (see also bn_seg_collapse) */
     BN_SEG_POPULATE = 1u << 1,   /* map every page now (the caller is about to write all) */
     BN_SEG_NO_RESERVE = 1u << 2, /* create and map only: the caller reserves the pages
                                   * with bn_seg_reserve (e.g. on another thread while the
@@ -696,6 +697,14 @@ int bn_seg_create(const struct bn_seg_store *st, const char *name, uint64_t size
  * caller removes the object.  Returns 0 or -1 (errno set). */
 int bn_seg_reserve(const struct bn_seg *s, uint64_t off, uint64_t len, unsigned flags,
                    char *err, size_t err_len);
+/* Put the whole 2 MiB pieces of bytes [off, off+len) of a segment on huge pages
+ * (MADV_COLLAPSE, Linux 6.1), whatever the tmpfs's huge= option or shmem_enabled
+ * (short of "deny"): the pages stay huge in the object, so every later mapping of it
+ * (reattach) gets them too.  Call before filling the range: pieces not yet allocated
+ * cost no copy.  Returns 0, or -1 with errno (EINVAL: kernel too old or mapping not
+ * aligned; EAGAIN/ENOMEM: no free huge page now; ENOSPC) — the segment is then
+ * partly on 4 KiB pages, which costs speed only. */
+int bn_seg_collapse(const struct bn_seg *s, uint64_t off, uint64_t len);
 /* Allocate and map the pages under [p, p+len) of a segment's mapping for writing,
  * so that a full tmpfs shows as ENOSPC here instead of SIGBUS on the first store.
  * Cheap on pages already there.  Returns 0 or -1 (errno ENOSPC or other). */
