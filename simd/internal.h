@@ -276,25 +276,51 @@ static inline struct head_blocking head_blocking(size_t row_bytes, size_t token_
 typedef void (*head_rows_fn)(const uint8_t *p, const uint8_t *xa, size_t token_bytes,
                              int64_t cols, int64_t nt, float *y, int64_t ystride);
 
+/* Two rows at once (p, q = p + a row), outputs y[t * ystride] and y[t * ystride + 1]. */
+typedef void (*head_pair_fn)(const uint8_t *p, const uint8_t *q, const uint8_t *xa,
+                             size_t token_bytes, int64_t cols, int64_t nt, float *y,
+                             int64_t ystride);
+
 /* Rows r0..r1 of w against n_tokens activations (xa, token_bytes apart, as floats
  * or a kernel's quantized form), walked as head_blocking says with groups of at
- * most max_group tokens; y is [n_tokens][w->rows]. */
-static inline void head_walk(const struct bn_matrix *w, int64_t r0, int64_t r1, const uint8_t *xa,
-                             size_t token_bytes, int64_t n_tokens, int64_t max_group, float *y,
-                             head_rows_fn rows)
+ * most max_group tokens; y is [n_tokens][w->rows].  With a pair kernel and several
+ * tokens, rows go two at a time and groups take max_group tokens whatever L1 holds
+ * (each activation load then feeds two rows, so they may come from L2); one token
+ * goes row by row, the single stream the hardware prefetcher follows best.  The
+ * kernels give a row the same arithmetic either way. */
+static inline void head_walk_pairs(const struct bn_matrix *w, int64_t r0, int64_t r1,
+                                   const uint8_t *xa, size_t token_bytes, int64_t n_tokens,
+                                   int64_t max_group, float *y, head_rows_fn rows,
+                                   head_pair_fn pair)
 {
     size_t rb = bn_row_bytes(w->type, w->cols);
     struct head_blocking hb = head_blocking(rb, token_bytes);
-    hb.tokens = hb.tokens < max_group ? hb.tokens : max_group;
+    hb.tokens = pair && n_tokens > 1 ? max_group : hb.tokens < max_group ? hb.tokens : max_group;
     for (int64_t b0 = r0; b0 < r1; b0 += hb.rows) {
         int64_t b1 = r1 - b0 < hb.rows ? r1 : b0 + hb.rows;
         for (int64_t t = 0; t < n_tokens; t += hb.tokens) {
             int64_t nt = n_tokens - t < hb.tokens ? n_tokens - t : hb.tokens;
-            for (int64_t r = b0; r < b1; r++)
-                rows((const uint8_t *)w->data + (size_t)r * rb, xa + (size_t)t * token_bytes,
-                     token_bytes, w->cols, nt, y + t * w->rows + r, w->rows);
+            for (int64_t r = b0; r < b1;) {
+                const uint8_t *p = (const uint8_t *)w->data + (size_t)r * rb;
+                float *yr = y + t * w->rows + r;
+                if (pair && r + 1 < b1) {
+                    pair(p, p + rb, xa + (size_t)t * token_bytes, token_bytes, w->cols, nt, yr,
+                         w->rows);
+                    r += 2;
+                } else {
+                    rows(p, xa + (size_t)t * token_bytes, token_bytes, w->cols, nt, yr, w->rows);
+                    r++;
+                }
+            }
         }
     }
+}
+
+static inline void head_walk(const struct bn_matrix *w, int64_t r0, int64_t r1, const uint8_t *xa,
+                             size_t token_bytes, int64_t n_tokens, int64_t max_group, float *y,
+                             head_rows_fn rows)
+{
+    head_walk_pairs(w, r0, r1, xa, token_bytes, n_tokens, max_group, y, rows, NULL);
 }
 
 /* Float-activation kernels of the float head formats (simd/kern_head_*.c); the Q8_0

@@ -42,48 +42,112 @@ static ALWAYS_INLINE __m512 cvt_f16x16(const void *p) { return _mm512_cvtph_ps(_
  * order of the one-token case: a token's result does not depend on how many tokens
  * share the call (the engine's batch invariance). */
 #define HEAD_TOK BN_HEAD_GROUP_TOKENS
-#define HEAD_PF_BYTES 4096 /* prefetch distance of the several-token passes: 2-4 KB ahead measured best (2 tokens: 26.3 -> 24.6 ms per 656 MB head) */
+#define HEAD_PAIR_PF_ROWS 4 /* prefetch distance of the pair kernel, in rows */
+/* Several tokens make a row pass compute-heavy enough that the hardware prefetcher
+ * alone leaves memory idle; software prefetches into L2 (_MM_HINT_T1) keep the
+ * stream going (into L1, T0, they did not overlap at all: F16, 2 tokens, one thread
+ * 49 -> 23 ms per 656 MB head with T1). */
+#define HEAD_PF_BYTES 4096 /* distance of the one-row kernels' prefetch */
 
-/* F16 / F32 row · T tokens (x: [T][xstride]), 4 accumulator chains per token. */
+static ALWAYS_INLINE __m512 float16(const uint8_t *w, bool f16, int64_t c)
+{
+    return f16 ? cvt_f16x16(w + 2 * c) : _mm512_loadu_ps((const float *)w + c);
+}
+static ALWAYS_INLINE __m512 float16_tail(const uint8_t *w, bool f16, int64_t c, __mmask16 m)
+{
+    return f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + 2 * c))
+               : _mm512_maskz_loadu_ps(m, (const float *)w + c);
+}
+
+/* The summation order of every float kernel here, per row and token: two chains,
+ * the 32-column steps' first 16 columns on chain 0 and last 16 on chain 1, the
+ * columns past the last whole step on chain 0 (16 at a time, the last masked), then
+ * chain 0 + chain 1.  One token's conversion (vcvtph2ps, 2 cycles on Zen 4) bounds
+ * one row at ~48 GB/s of F16 per core, above the memory stream, so two chains lose
+ * nothing there; the pair kernel below needs the few chains to keep 2 rows x 4
+ * tokens of accumulators in registers. */
+
+/* F16 / F32 row · T tokens (x: [T][xstride]). */
 static ALWAYS_INLINE void float_row_dot(const uint8_t *w, bool f16, const float *x, int64_t xstride,
                                         int64_t cols, const int T, float *out, int64_t ostride)
 {
-    __m512 a[HEAD_TOK][4];
+    __m512 a[HEAD_TOK][2];
     _Pragma("GCC unroll 4")
     for (int t = 0; t < T; t++)
-        a[t][0] = a[t][1] = a[t][2] = a[t][3] = _mm512_setzero_ps();
+        a[t][0] = a[t][1] = _mm512_setzero_ps();
     int64_t c = 0;
-    for (; c + 64 <= cols; c += 64) {
-        if (T > 1) { /* more compute per byte: help the stream along (see HEAD_PF_BYTES) */
-            _mm_prefetch((const char *)w + (f16 ? 2 : 4) * c + HEAD_PF_BYTES, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + (f16 ? 2 : 4) * c + HEAD_PF_BYTES + 64, _MM_HINT_T0);
+    for (; c + 32 <= cols; c += 32) {
+        __m512 w0 = float16(w, f16, c), w1 = float16(w, f16, c + 16);
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++) {
+            a[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + t * xstride + c), a[t][0]);
+            a[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + t * xstride + c + 16), a[t][1]);
         }
-        __m512 wv[4];
-        _Pragma("GCC unroll 4")
-        for (int k = 0; k < 4; k++)
-            wv[k] = f16 ? cvt_f16x16(w + 2 * (c + 16 * k)) : _mm512_loadu_ps((const float *)w + c + 16 * k);
-        _Pragma("GCC unroll 4")
-        for (int t = 0; t < T; t++)
-            _Pragma("GCC unroll 4")
-            for (int k = 0; k < 4; k++)
-                a[t][k] = _mm512_fmadd_ps(wv[k], _mm512_loadu_ps(x + t * xstride + c + 16 * k), a[t][k]);
     }
     for (; c < cols; c += 16) {
         __mmask16 m = tail16(cols - c);
-        __m512 wv = f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + 2 * c))
-                        : _mm512_maskz_loadu_ps(m, (const float *)w + c);
+        __m512 wv = float16_tail(w, f16, c, m);
         _Pragma("GCC unroll 4")
         for (int t = 0; t < T; t++)
             a[t][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + t * xstride + c), a[t][0]);
     }
     _Pragma("GCC unroll 4")
     for (int t = 0; t < T; t++)
-        out[t * ostride] = _mm512_reduce_add_ps(
-            _mm512_add_ps(_mm512_add_ps(a[t][0], a[t][1]), _mm512_add_ps(a[t][2], a[t][3])));
+        out[t * ostride] = _mm512_reduce_add_ps(_mm512_add_ps(a[t][0], a[t][1]));
+}
+
+/* Rows w0 and w1 · T tokens, each (row, token) in the order of float_row_dot: every
+ * activation load serves two rows and every conversion T tokens, which is what
+ * several tokens need (one row at a time, 4 tokens ran at half the FMA rate).
+ * Outputs: row 0 at out[t * ostride], row 1 at out[t * ostride + 1]. */
+static ALWAYS_INLINE void float_pair_dot(const uint8_t *w0, const uint8_t *w1, bool f16,
+                                         const float *x, int64_t xstride, int64_t cols, const int T,
+                                         float *out, int64_t ostride)
+{
+    __m512 a[HEAD_TOK][2], b[HEAD_TOK][2];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++)
+        a[t][0] = a[t][1] = b[t][0] = b[t][1] = _mm512_setzero_ps();
+    /* The rows of the pairs ahead, as one sequential stream at the rate this pair is
+     * consumed (the hardware prefetcher follows two interleaved rows badly). */
+    const int64_t eb = f16 ? 2 : 4;
+    const char *pf = (const char *)w0 + HEAD_PAIR_PF_ROWS * eb * cols;
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32) {
+        _Pragma("GCC unroll 4")
+        for (int64_t l = 0; l < 2 * 32 * eb; l += 64)
+            _mm_prefetch(pf + 2 * eb * c + l, _MM_HINT_T1);
+        __m512 u0 = float16(w0, f16, c), u1 = float16(w0, f16, c + 16);
+        __m512 v0 = float16(w1, f16, c), v1 = float16(w1, f16, c + 16);
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++) {
+            __m512 x0 = _mm512_loadu_ps(x + t * xstride + c);
+            __m512 x1 = _mm512_loadu_ps(x + t * xstride + c + 16);
+            a[t][0] = _mm512_fmadd_ps(u0, x0, a[t][0]);
+            b[t][0] = _mm512_fmadd_ps(v0, x0, b[t][0]);
+            a[t][1] = _mm512_fmadd_ps(u1, x1, a[t][1]);
+            b[t][1] = _mm512_fmadd_ps(v1, x1, b[t][1]);
+        }
+    }
+    for (; c < cols; c += 16) {
+        __mmask16 m = tail16(cols - c);
+        __m512 u = float16_tail(w0, f16, c, m), v = float16_tail(w1, f16, c, m);
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + t * xstride + c);
+            a[t][0] = _mm512_fmadd_ps(u, xv, a[t][0]);
+            b[t][0] = _mm512_fmadd_ps(v, xv, b[t][0]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++) {
+        out[t * ostride] = _mm512_reduce_add_ps(_mm512_add_ps(a[t][0], a[t][1]));
+        out[t * ostride + 1] = _mm512_reduce_add_ps(_mm512_add_ps(b[t][0], b[t][1]));
+    }
 }
 
 /* Instantiations per token count (the accumulators stay in registers) and the loop
- * over rows, tokens in groups of HEAD_TOK. */
+ * over rows, tokens in groups of HEAD_TOK, rows in pairs when there are several. */
 #define FLOAT_KERNEL(name, is_f16)                                                         \
     static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,  \
                             int64_t nt, float *y, int64_t ystride)                         \
@@ -97,12 +161,24 @@ static ALWAYS_INLINE void float_row_dot(const uint8_t *w, bool f16, const float 
         default: float_row_dot(p, is_f16, x, cols, cols, 4, y, ystride); break;            \
         }                                                                                  \
     }                                                                                      \
+    static void name##_pair(const uint8_t *p, const uint8_t *q, const uint8_t *xa,         \
+                            size_t tb, int64_t cols, int64_t nt, float *y, int64_t ystride)\
+    {                                                                                      \
+        const float *x = (const float *)xa;                                                \
+        (void)tb;                                                                          \
+        switch (nt) {                                                                      \
+        case 1: float_pair_dot(p, q, is_f16, x, cols, cols, 1, y, ystride); break;         \
+        case 2: float_pair_dot(p, q, is_f16, x, cols, cols, 2, y, ystride); break;         \
+        case 3: float_pair_dot(p, q, is_f16, x, cols, cols, 3, y, ystride); break;         \
+        default: float_pair_dot(p, q, is_f16, x, cols, cols, 4, y, ystride); break;        \
+        }                                                                                  \
+    }                                                                                      \
     void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,           \
               int64_t n_tokens, float *y, float *scratch)                                  \
     {                                                                                      \
         (void)scratch;                                                                     \
-        head_walk(w, r0, r1, (const uint8_t *)x, (size_t)w->cols * sizeof(float), n_tokens,\
-                  HEAD_TOK, y, name##_rows);                                               \
+        head_walk_pairs(w, r0, r1, (const uint8_t *)x, (size_t)w->cols * sizeof(float),    \
+                        n_tokens, HEAD_TOK, y, name##_rows, name##_pair);                  \
     }
 FLOAT_KERNEL(bn_gemm_f16_avx512, true)
 FLOAT_KERNEL(bn_gemm_f32_avx512, false)
@@ -165,6 +241,10 @@ static ALWAYS_INLINE void q8_0_row_dot(const uint8_t *w, const uint8_t *xa0, siz
         a0[t] = a1[t] = _mm512_setzero_ps();
     for (int64_t p = 0; 2 * p < nb; p++) {
         const uint8_t *b0 = w + 2 * p * BN_Q8_0_BLOCK_BYTES, *b1 = b0 + BN_Q8_0_BLOCK_BYTES;
+        if (T > 1) { /* more compute per byte: keep the stream ahead (see HEAD_PF_BYTES) */
+            _mm_prefetch((const char *)b0 + HEAD_PF_BYTES, _MM_HINT_T1);
+            _mm_prefetch((const char *)b0 + HEAD_PF_BYTES + 64, _MM_HINT_T1);
+        }
         bool two = 2 * p + 1 < nb;
         __m512i lo = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2)));
         __m512i hi = two ? _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b1 + 2)))
@@ -238,6 +318,10 @@ static ALWAYS_INLINE void q6_k_row_dot(const uint8_t *w, const uint8_t *xa0, siz
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * BN_Q6_K_BLOCK_BYTES;
+        if (T > 1) /* more compute per byte: keep the stream ahead (see HEAD_PF_BYTES) */
+            _Pragma("GCC unroll 4")
+            for (int l = 0; l < BN_Q6_K_BLOCK_BYTES; l += 64)
+                _mm_prefetch((const char *)blk + HEAD_PF_BYTES + l, _MM_HINT_T1);
         /* the 16 scales as int16 (lanes 0..15) */
         __m512i sc = _mm512_cvtepi8_epi16(_mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 192))));
         __m512i isum[HEAD_TOK];
