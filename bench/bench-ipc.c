@@ -64,7 +64,8 @@ static void usage(FILE *f)
                "  --tokens N     tokens per generation (default %d)\n"
                "  --pings N      ping round trips (default %d)\n"
                "  --runs N       stream: generations per side, best taken; concurrent: runs per\n"
-               "                 client count, median taken (default %d, at most 32)\n"
+               "                 client count, in rounds over the counts, median taken (default %d,\n"
+               "                 at most 32)\n"
                "  --threads N    engine threads of the in-process run, and of the load when the\n"
                "                 model is not resident yet (default 0: one per core, like bitnetd);\n"
                "                 give bitnetd the same --threads for a fair comparison\n"
@@ -424,14 +425,18 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* concurrent clients */
+    /* Runs interleaved (every client count once per round), so that a slow phase of a
+     * noisy machine hits all counts alike; the median per count. */
     double one = 0;
+    static double runs[16][RUNS_MAX];
+    int n_runs = o.runs < RUNS_MAX ? o.runs : RUNS_MAX;
+    for (int r = 0; r < n_runs; r++)
+        for (int i = 0; i < o.n_clients; i++)
+            if (concurrent(&o, o.clients[i], prompt, n_prompt, &runs[i][r]))
+                return 1;
     for (int i = 0; i < o.n_clients; i++) {
         int k = o.clients[i];
-        double runs[RUNS_MAX], agg = 0;
-        for (int r = 0; r < o.runs && r < RUNS_MAX; r++)
-            if (concurrent(&o, k, prompt, n_prompt, &runs[r]))
-                return 1;
-        agg = bench_stats(runs, o.runs < RUNS_MAX ? o.runs : RUNS_MAX).median; /* noisy machines */
+        double agg = bench_stats(runs[i], n_runs).median;
         if (k == 1)
             one = agg;
         if (o.json) {
