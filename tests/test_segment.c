@@ -465,3 +465,63 @@ Test(store, posix_shm_backend, .init = setup, .fini = teardown)
     cr_assert_neq(stat(path, &sb), 0);
     bn_seg_store_close(&st);
 }
+
+/* kB of ShmemPmdMapped in /proc/self/smaps for the mapping that starts at p. */
+static long pmd_mapped_kb(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    cr_assert(f);
+    char line[512], start[32];
+    snprintf(start, sizeof start, "%lx-", (unsigned long)(uintptr_t)p);
+    long kb = -1;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strchr(line, '-') && strncmp(line, start, strlen(start)) == 0)
+            in = true;
+        else if (in && sscanf(line, "ShmemPmdMapped: %ld kB", &kb) == 1)
+            break;
+    }
+    fclose(f);
+    return kb;
+}
+
+Test(store, huge_pages_by_collapse, .init = setup, .fini = teardown)
+{
+    /* Mappings are 2 MiB-aligned; bn_seg_collapse puts the data area on huge pages
+     * (or says why not), the data written after it reads back, and a second mapping
+     * of the object (a reattach) maps the huge pages whole. */
+    struct bn_seg_store st;
+    char err[512], name[BN_SEG_OBJ_NAME_MAX], inst[32];
+    snprintf(inst, sizeof inst, "test%ld", (long)getpid());
+    cr_assert_eq(bn_seg_store_open(&st, NULL, inst, err, sizeof err), 0, "%s", err);
+    bn_seg_store_name(&st, 0xdef, name);
+    const uint64_t size = 4 * BN_SEG_DATA_ALIGN;
+    struct bn_seg s;
+    cr_assert_eq(bn_seg_create(&st, name, size, BN_SEG_NO_RESERVE, &s, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq((uintptr_t)s.base % BN_SEG_DATA_ALIGN, 0, "mapping at a 2 MiB boundary");
+    int rc = bn_seg_collapse(&s, BN_SEG_DATA_ALIGN, size - BN_SEG_DATA_ALIGN);
+    int e = errno;
+    if (rc != 0)
+        cr_assert(e == EINVAL || e == EAGAIN || e == ENOMEM || e == EBUSY,
+                  "collapse refused with an undocumented errno %d (%s)", e, strerror(e));
+    cr_assert_eq(bn_seg_reserve(&s, 0, size, BN_SEG_POPULATE, err, sizeof err), 0, "%s", err);
+    for (uint64_t i = BN_SEG_DATA_ALIGN; i < size; i += 4096)
+        s.base[i] = (uint8_t)(i >> 12);
+    struct bn_seg o;
+    cr_assert_eq(bn_seg_open(&st, name, &o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq((uintptr_t)o.base % BN_SEG_DATA_ALIGN, 0);
+    for (uint64_t i = BN_SEG_DATA_ALIGN; i < size; i += 4096)
+        cr_assert_eq(o.base[i], (uint8_t)(i >> 12), "byte %llu", (unsigned long long)i);
+    if (rc == 0) {
+        long kb = pmd_mapped_kb(o.base);
+        cr_assert_geq(kb, (long)((size - BN_SEG_DATA_ALIGN) >> 10),
+                      "the collapsed 6 MiB map as huge pages in a second mapping (%ld kB)", kb);
+    } else {
+        cr_log_info("MADV_COLLAPSE refused here (%s): 4 KiB pages", strerror(e));
+    }
+    bn_seg_close(&o);
+    bn_seg_close(&s);
+    cr_assert_eq(bn_seg_unlink(&st, name, err, sizeof err), 0);
+    bn_seg_store_close(&st);
+}
