@@ -85,6 +85,12 @@ static ALWAYS_INLINE __m512i gemv_panel(const uint8_t *w, int64_t ngroups, int64
 #define ACC_DECL(i) __m512i a##i = _mm512_setzero_si512();
 #define ACC_DP(i) if (T > i) a##i = _mm512_dpbusd_epi32(a##i, c, _mm512_set1_epi32(xj[i]));
 #define ACC_OUT(i) if (T > i) acc[i] = a##i;
+/* Up to 8 tokens: a second set for the odd 2-bit slices, so each token has two
+ * dependency chains (int32 sums: the order does not change the result). */
+#define ACC_IDX8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define ACC_DECL2(i) __m512i b##i = _mm512_setzero_si512();
+#define ACC_DP2(i) if (T > i) b##i = _mm512_dpbusd_epi32(b##i, c, _mm512_set1_epi32(xj[i]));
+#define ACC_OUT2(i) if (T > i) acc[i] = _mm512_add_epi32(a##i, b##i);
 
 /* T tokens (compile-time constant after inlining) over `ngroups` groups of a panel.
  * xp: the token block's interleaved activations, int32 [cols/4][T]. */
@@ -92,6 +98,27 @@ static ALWAYS_INLINE void gemm_panel(const uint8_t *w, int64_t ngroups, int64_t 
                                      __mmask64 lm, const int32_t *xp, const int T, __m512i *acc)
 {
     const __m512i m3 = _mm512_set1_epi8(3);
+    if (T <= 8) {
+        ACC_IDX8(ACC_DECL)
+        ACC_IDX8(ACC_DECL2)
+        for (int64_t g = 0; g < ngroups; g++) {
+            __m512i v = _mm512_maskz_loadu_epi8(lm, w + g * gstride);
+            const int32_t *xj = xp + g * 4 * T;
+            __m512i c = _mm512_and_si512(v, m3);
+            ACC_IDX8(ACC_DP)
+            xj += T;
+            c = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+            ACC_IDX8(ACC_DP2)
+            xj += T;
+            c = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+            ACC_IDX8(ACC_DP)
+            xj += T;
+            c = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+            ACC_IDX8(ACC_DP2)
+        }
+        ACC_IDX8(ACC_OUT2)
+        return;
+    }
     ACC_IDX(ACC_DECL)
     for (int64_t g = 0; g < ngroups; g++) {
         __m512i v = _mm512_maskz_loadu_epi8(lm, w + g * gstride);
