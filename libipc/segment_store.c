@@ -190,7 +190,7 @@ static int store_unlink(const struct bn_seg_store *st, const char *name)
 }
 
 /* Map `size` bytes of fd shared at a 2 MiB-aligned address, so that every 2 MiB of
- * the object that the kernel holds as one huge page (see collapse_range) can be
+ * the object that the kernel holds as one huge page (see bn_seg_collapse) can be
  * mapped by one page-table entry: one TLB entry instead of 512 for the weights decode
  * streams.  Falls back to wherever mmap puts it. */
 static void *map_aligned(int fd, size_t size, int prot)

@@ -283,11 +283,12 @@ typedef void (*head_pair_fn)(const uint8_t *p, const uint8_t *q, const uint8_t *
 
 /* Rows r0..r1 of w against n_tokens activations (xa, token_bytes apart, as floats
  * or a kernel's quantized form), walked as head_blocking says with groups of at
- * most max_group tokens; y is [n_tokens][w->rows].  With a pair kernel and several
- * tokens, rows go two at a time and groups take max_group tokens whatever L1 holds
- * (each activation load then feeds two rows, so they may come from L2); one token
- * goes row by row, the single stream the hardware prefetcher follows best.  The
- * kernels give a row the same arithmetic either way. */
+ * most max_group tokens; y is [n_tokens][w->rows].  With a pair kernel, rows go two
+ * at a time (the kernel prefetches the rows ahead itself: the hardware prefetcher
+ * follows two interleaved rows badly) and several tokens go in groups of max_group
+ * whatever L1 holds (each activation load feeds two rows, so they may come from L2).
+ * A row left without a partner takes the one-row kernel, which gives it the same
+ * arithmetic. */
 static inline void head_walk_pairs(const struct bn_matrix *w, int64_t r0, int64_t r1,
                                    const uint8_t *xa, size_t token_bytes, int64_t n_tokens,
                                    int64_t max_group, float *y, head_rows_fn rows,

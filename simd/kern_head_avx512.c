@@ -2,11 +2,11 @@
  * and any non-ternary matrix) with AVX-512 (+ VNNI for Q8_0).
  *
  * Decode is memory-bound: a 128256 x 2560 F16 head is 656 MB per token, Q8_0 349 MB,
- * Q6_K 269 MB, so each weight byte is read once, one row at a time (sequential
- * stream, activations in L1), with several independent accumulator chains.  Measured
- * on Zen 4 (one thread, 656 MB F16): one row at a time 20 GB/s (26 GB/s on huge
- * pages); two rows interleaved 12 GB/s; software prefetch 1-8 KB ahead 11-12 GB/s —
- * the hardware prefetcher does best with one sequential stream per thread.
+ * Q6_K 269 MB, so each weight byte is read once.  Q8_0 and Q6_K go one row at a
+ * time (one sequential stream per thread, which the hardware prefetcher follows
+ * best); F16/F32 go two rows at a time with software prefetch into L2 of the rows
+ * ahead (two interleaved rows without it: 12 GB/s per core on Zen 4, vs 20-26 GB/s
+ * for one row), which several tokens need (see float_pair_dot).
  *   F16, F32: float activations, FMA.
  *   Q8_0, Q6_K: the activations are quantized to int8 per block (Q8_0: 32, Q6_K: 256
  *     elements, scale = absmax / 127, as llama.cpp does for these formats) and the
