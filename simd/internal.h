@@ -297,6 +297,8 @@ static inline void head_walk_pairs(const struct bn_matrix *w, int64_t r0, int64_
     size_t rb = bn_row_bytes(w->type, w->cols);
     struct head_blocking hb = head_blocking(rb, token_bytes);
     hb.tokens = pair && n_tokens > 1 ? max_group : hb.tokens < max_group ? hb.tokens : max_group;
+    if (pair)
+        hb.rows += hb.rows & 1; /* whole pairs: a block's odd row would go alone */
     for (int64_t b0 = r0; b0 < r1; b0 += hb.rows) {
         int64_t b1 = r1 - b0 < hb.rows ? r1 : b0 + hb.rows;
         for (int64_t t = 0; t < n_tokens; t += hb.tokens) {
