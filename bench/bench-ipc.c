@@ -35,6 +35,7 @@
 #define RUNS_DEFAULT 3
 #define RUNS_MAX 32
 #define CLIENTS_MAX 64
+#define CLIENT_COUNTS_MAX 16 /* entries of --clients */
 #define PROMPT_TEXT "The history of the city begins with a small settlement on the river, where"
 
 static double now_s(void)
@@ -51,7 +52,7 @@ struct opts {
     int tokens;
     int pings;
     int runs;
-    int clients[16];
+    int clients[CLIENT_COUNTS_MAX];
     int n_clients;
     bool engine;
     int threads; /* engine threads: the engine-alone run, and the load when bench-ipc loads */
@@ -268,7 +269,7 @@ static int concurrent(const struct opts *o, int k, const int32_t *prompt, size_t
 static int parse_clients(struct opts *o, const char *s)
 {
     o->n_clients = 0;
-    while (*s && o->n_clients < 16) {
+    while (*s && o->n_clients < CLIENT_COUNTS_MAX) {
         char *end;
         long v = strtol(s, &end, 10);
         if (end == s || v < 1 || v > CLIENTS_MAX)
@@ -428,7 +429,7 @@ int main(int argc, char **argv)
     /* Runs interleaved (every client count once per round), so that a slow phase of a
      * noisy machine hits all counts alike; the median per count. */
     double one = 0;
-    static double runs[16][RUNS_MAX];
+    static double runs[CLIENT_COUNTS_MAX][RUNS_MAX];
     int n_runs = o.runs < RUNS_MAX ? o.runs : RUNS_MAX;
     for (int r = 0; r < n_runs; r++)
         for (int i = 0; i < o.n_clients; i++)

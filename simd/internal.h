@@ -326,6 +326,34 @@ static inline void head_walk(const struct bn_matrix *w, int64_t r0, int64_t r1, 
     head_walk_pairs(w, r0, r1, xa, token_bytes, n_tokens, max_group, y, rows, NULL);
 }
 
+/* A head kernel with int8 activations (Q8_0, Q6_K), expanded in each kern_head_*.c
+ * under its target: all tokens are quantized (token_bytes, quant_token) into the
+ * scratch first — one token at a time through the rows would re-stream the matrix
+ * per token — then head_walk takes the rows in L2-sized blocks, the tokens max_group
+ * (<= 4) at a time, through row_dot instantiated per token count (the accumulators
+ * stay in registers). */
+#define HEAD_INT8_KERNEL(name, token_bytes, quant_token, row_dot, max_group)              \
+    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,  \
+                            int64_t nt, float *y, int64_t ystride)                         \
+    {                                                                                      \
+        switch (nt) {                                                                      \
+        case 1: row_dot(p, xa, tb, cols, 1, y, ystride); break;                            \
+        case 2: row_dot(p, xa, tb, cols, 2, y, ystride); break;                            \
+        case 3: row_dot(p, xa, tb, cols, 3, y, ystride); break;                            \
+        default: row_dot(p, xa, tb, cols, 4, y, ystride); break;                           \
+        }                                                                                  \
+    }                                                                                      \
+    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,           \
+              int64_t n_tokens, float *y, float *scratch)                                  \
+    {                                                                                      \
+        int64_t cols = w->cols;                                                            \
+        size_t tb = (token_bytes(cols) + 63) / 64 * 64;                                    \
+        uint8_t *xa = (uint8_t *)scratch;                                                  \
+        for (int64_t t = 0; t < n_tokens; t++)                                             \
+            quant_token(x + t * cols, cols, xa + (size_t)t * tb);                          \
+        head_walk(w, r0, r1, xa, tb, n_tokens, max_group, y, name##_rows);                 \
+    }
+
 /* Float-activation kernels of the float head formats (simd/kern_head_*.c); the Q8_0
  * and Q6_K ones quantize activations per block into bn_head_act_bytes of scratch. */
 size_t bn_head_act_bytes(int64_t n_tokens, int64_t cols);

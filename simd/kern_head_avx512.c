@@ -363,32 +363,8 @@ static ALWAYS_INLINE void q6_k_row_dot(const uint8_t *w, const uint8_t *xa0, siz
         out[t * ostride] = _mm512_reduce_add_ps(acc[t]);
 }
 
-/* One token at a time through the rows would re-stream the matrix per token; so all
- * tokens are quantized into the scratch first, then each row meets every token
- * (HEAD_TOK at a time). */
-#define INT8_KERNEL(name, token_bytes, quant_token, row_dot)                               \
-    static void name##_rows(const uint8_t *p, const uint8_t *xa, size_t tb, int64_t cols,  \
-                            int64_t nt, float *y, int64_t ystride)                         \
-    {                                                                                      \
-        switch (nt) {                                                                      \
-        case 1: row_dot(p, xa, tb, cols, 1, y, ystride); break;                            \
-        case 2: row_dot(p, xa, tb, cols, 2, y, ystride); break;                            \
-        case 3: row_dot(p, xa, tb, cols, 3, y, ystride); break;                            \
-        default: row_dot(p, xa, tb, cols, 4, y, ystride); break;                           \
-        }                                                                                  \
-    }                                                                                      \
-    void name(const struct bn_matrix *w, int64_t r0, int64_t r1, const float *x,           \
-              int64_t n_tokens, float *y, float *scratch)                                  \
-    {                                                                                      \
-        int64_t cols = w->cols;                                                            \
-        size_t tb = (token_bytes(cols) + 63) / 64 * 64;                                    \
-        uint8_t *xa = (uint8_t *)scratch;                                                  \
-        for (int64_t t = 0; t < n_tokens; t++)                                             \
-            quant_token(x + t * cols, cols, xa + (size_t)t * tb);                          \
-        head_walk(w, r0, r1, xa, tb, n_tokens, HEAD_TOK, y, name##_rows);                  \
-    }
-INT8_KERNEL(bn_gemm_q8_0_avx512, q8_0_token_bytes, q8_0_quant_token, q8_0_row_dot)
-INT8_KERNEL(bn_gemm_q6_k_avx512, q6_k_token_bytes, q6_k_quant_token, q6_k_row_dot)
+HEAD_INT8_KERNEL(bn_gemm_q8_0_avx512, q8_0_token_bytes, q8_0_quant_token, q8_0_row_dot, HEAD_TOK)
+HEAD_INT8_KERNEL(bn_gemm_q6_k_avx512, q6_k_token_bytes, q6_k_quant_token, q6_k_row_dot, HEAD_TOK)
 
 #ifdef __clang__
 #pragma clang attribute pop

@@ -84,13 +84,19 @@ static ALWAYS_INLINE __m512i gemv_panel(const uint8_t *w, int64_t ngroups, int64
     X(14) X(15)
 #define ACC_DECL(i) __m512i a##i = _mm512_setzero_si512();
 #define ACC_DP(i) if (T > i) a##i = _mm512_dpbusd_epi32(a##i, c, _mm512_set1_epi32(xj[i]));
-#define ACC_OUT(i) if (T > i) acc[i] = a##i;
-/* Up to 8 tokens: a second set for the odd 2-bit slices, so each token has two
- * dependency chains (int32 sums: the order does not change the result). */
-#define ACC_IDX8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#define ACC_DECL2(i) __m512i b##i = _mm512_setzero_si512();
-#define ACC_DP2(i) if (T > i) b##i = _mm512_dpbusd_epi32(b##i, c, _mm512_set1_epi32(xj[i]));
-#define ACC_OUT2(i) if (T > i) acc[i] = _mm512_add_epi32(a##i, b##i);
+/* Up to 8 tokens, the odd 2-bit slices go to a second set, so each token has two
+ * dependency chains to cover vpdpbusd's latency (int32 sums: the order does not
+ * change the result); beyond 8 the registers only hold one set. */
+#define ACC_TWO_CHAINS (T <= 8)
+#define ACC_DECL_ODD(i) __m512i b##i = _mm512_setzero_si512();
+#define ACC_DP_ODD(i)                                                                          \
+    if (T > i) {                                                                               \
+        if (ACC_TWO_CHAINS)                                                                    \
+            b##i = _mm512_dpbusd_epi32(b##i, c, _mm512_set1_epi32(xj[i]));                     \
+        else                                                                                   \
+            a##i = _mm512_dpbusd_epi32(a##i, c, _mm512_set1_epi32(xj[i]));                     \
+    }
+#define ACC_OUT(i) if (T > i) acc[i] = ACC_TWO_CHAINS ? _mm512_add_epi32(a##i, b##i) : a##i;
 
 /* T tokens (compile-time constant after inlining) over `ngroups` groups of a panel.
  * xp: the token block's interleaved activations, int32 [cols/4][T]. */
@@ -98,28 +104,8 @@ static ALWAYS_INLINE void gemm_panel(const uint8_t *w, int64_t ngroups, int64_t 
                                      __mmask64 lm, const int32_t *xp, const int T, __m512i *acc)
 {
     const __m512i m3 = _mm512_set1_epi8(3);
-    if (T <= 8) {
-        ACC_IDX8(ACC_DECL)
-        ACC_IDX8(ACC_DECL2)
-        for (int64_t g = 0; g < ngroups; g++) {
-            __m512i v = _mm512_maskz_loadu_epi8(lm, w + g * gstride);
-            const int32_t *xj = xp + g * 4 * T;
-            __m512i c = _mm512_and_si512(v, m3);
-            ACC_IDX8(ACC_DP)
-            xj += T;
-            c = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-            ACC_IDX8(ACC_DP2)
-            xj += T;
-            c = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-            ACC_IDX8(ACC_DP)
-            xj += T;
-            c = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
-            ACC_IDX8(ACC_DP2)
-        }
-        ACC_IDX8(ACC_OUT2)
-        return;
-    }
     ACC_IDX(ACC_DECL)
+    ACC_IDX(ACC_DECL_ODD)
     for (int64_t g = 0; g < ngroups; g++) {
         __m512i v = _mm512_maskz_loadu_epi8(lm, w + g * gstride);
         const int32_t *xj = xp + g * 4 * T;
@@ -127,13 +113,13 @@ static ALWAYS_INLINE void gemm_panel(const uint8_t *w, int64_t ngroups, int64_t 
         ACC_IDX(ACC_DP)
         xj += T;
         c = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-        ACC_IDX(ACC_DP)
+        ACC_IDX(ACC_DP_ODD)
         xj += T;
         c = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
         ACC_IDX(ACC_DP)
         xj += T;
         c = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
-        ACC_IDX(ACC_DP)
+        ACC_IDX(ACC_DP_ODD)
     }
     ACC_IDX(ACC_OUT)
 }
